@@ -1,0 +1,33 @@
+import pytest
+
+from zerosearch.config import ConfigError, RLConfig, TrainConfig, load_config
+
+
+def test_defaults_yaml_set_and_flags_layer_in_order(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("rl:\n  lr: 2.0e-6\n  steps: 10\nseed: 3\n")
+    cfg = load_config(TrainConfig, recipe, ["rl.steps=20", "rollout.max_turns=2"], {"rl.lr": 5e-6, "seed": None})
+    assert (cfg.rl.lr, cfg.rl.steps, cfg.rollout.max_turns, cfg.seed) == (5e-6, 20, 2, 3)
+    assert cfg.rl.clip == RLConfig().clip
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [("rl.algo=dpo", "rl.algo"), ("rl.lr=fast", "rl.lr"), ("rl.nope=1", "rl.nope"), ("rl.steps=0", "rl.steps"),
+     ("curriculum.p_end=2", "curriculum.p_end"), ("rl.samples_per_prompt=1", "samples_per_prompt"), ("rl", "section.field=value")],
+)
+def test_bad_values_name_the_field(override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(TrainConfig, None, [override])
+
+
+def test_recipes_load_by_name():
+    tiny, paper = load_config(TrainConfig, "tiny"), load_config(TrainConfig, "paper")
+    assert (paper.rl.lr, paper.rl.prompts_per_step, paper.rl.samples_per_prompt, paper.rl.steps) == (1e-6, 64, 5, 203)
+    assert (paper.rollout.max_turns, paper.engine.k, paper.rl.kl_coef, paper.rl.clip) == (5, 5, 0.001, 0.2)
+    assert tiny.rl.prompts_per_step * tiny.rl.samples_per_prompt < 64 * 5
+
+
+def test_missing_file_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(TrainConfig, "no/such.yaml")

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from zerosearch.config import UserError
+from zerosearch.models import ALIASES, bundled_dir, load_model
+
+
+def test_tiny_random_is_a_real_causal_lm_with_the_smollm2_tokenizer():
+    model, tok = load_model("tiny-random")
+    assert tok.padding_side == "left" and tok.pad_token_id is not None
+    batch = tok(["hello world", "a"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (2, batch.input_ids.shape[1], len(tok))
+    assert torch.isfinite(logits).all()
+
+
+def test_dtype_is_selectable():
+    model, _ = load_model("tiny-random", dtype="bf16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(UserError, match="dtype"):
+        load_model("tiny-random", dtype="int3")
+
+
+def test_unknown_spec_lists_the_aliases():
+    with pytest.raises(UserError) as e:
+        load_model("no-such-model")
+    for alias in ALIASES:
+        assert alias in str(e.value)
+
+
+def test_bundled_smollm2_is_cached_as_safetensors_with_its_chat_template():
+    path = bundled_dir("smollm2-135m")
+    assert (path / "model.safetensors").exists()
+    model, tok = load_model(str(path))  # a local directory is a valid spec too
+    assert tok.chat_template and model.config.num_hidden_layers == 30

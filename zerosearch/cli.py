@@ -107,7 +107,3 @@ def main() -> None:
     except UserError as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,7 +17,7 @@ POLICY_PROMPT = (
     "engine by <search> query </search> and it will return the top searched results between <information> "
     "and </information>. You can search as many times as your want. If you find no further external "
     "knowledge needed, you can directly provide the answer inside <answer> and </answer>, without detailed "
-    "illustrations. For example, <answer> Beijing </answer>. Question: {question}"
+    "illustrations. For example, <answer> Beijing </answer>. Question: {question}\n"
 )
 
 INVALID_ACTION = (

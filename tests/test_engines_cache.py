@@ -1,0 +1,85 @@
+import threading
+
+import pytest
+
+from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.engines.cache import CachedEngine, CacheMissError
+
+
+class Counting(SearchEngine):
+    """Answers `query#n` where n counts the queries it has answered, so a cache hit is visible."""
+
+    name = "counting"
+
+    def __init__(self, conditioned=False):
+        super().__init__()
+        self.conditioned, self.answered = conditioned, 0
+        self._lock = threading.Lock()
+
+    def _search(self, requests):
+        out = []
+        for r in requests:
+            with self._lock:
+                self.answered += 1
+                n = self.answered
+            out.append([Document(text=f"{r.query}#{n}", title="t", id=str(i), score=1.0) for i in range(r.k)])
+        return out
+
+
+def test_hits_misses_and_persistence(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cached = CachedEngine(Counting(), path)
+    first = cached.search([SearchRequest("a", k=2), SearchRequest("b", k=1)])
+    again = cached.search([SearchRequest("b", k=1), SearchRequest("a", k=2), SearchRequest("a", k=3)])
+    assert first[0][0].text == "a#1" and again[1] == first[0] and again[0] == first[1]
+    assert again[2][0].text == "a#3"  # another k is another key
+    assert cached.stats() == {"mode": "read-write", "hits": 2, "misses": 3}
+    assert cached.engine.meter.queries == 3 and cached.meter.queries == 5  # the inner meter counts only misses
+    reopened = CachedEngine(Counting(), path, "replay-only")
+    assert reopened.search([SearchRequest("a", k=2)]) == [first[0]]
+
+
+def test_replay_only_miss_is_a_clear_error(tmp_path):
+    cached = CachedEngine(Counting(), tmp_path / "c.sqlite", "replay-only")
+    with pytest.raises(CacheMissError, match="'unseen'"):
+        cached.search([SearchRequest("unseen")])
+    assert cached.engine.answered == 0
+
+
+def test_simulator_keys_include_mode_and_question(tmp_path):
+    cached = CachedEngine(Counting(conditioned=True), tmp_path / "c.sqlite")
+    base = dict(query="q", question="Q1", answers=["A"])
+    cached.search([SearchRequest(**base, mode="useful")])
+    cached.search([SearchRequest(**base, mode="noisy"), SearchRequest("q", question="Q2", answers=["A"]), SearchRequest(**base, mode="useful")])
+    assert cached.stats()["hits"] == 1 and cached.engine.answered == 3
+    plain = CachedEngine(Counting(), tmp_path / "d.sqlite")
+    plain.search([SearchRequest(**base, mode="useful")])
+    plain.search([SearchRequest(**base, mode="noisy")])  # a retriever ignores mode: same key
+    assert plain.stats()["hits"] == 1
+
+
+def test_off_passes_through(tmp_path):
+    cached = CachedEngine(Counting(), tmp_path / "c.sqlite", "off")
+    cached.search([SearchRequest("a")])
+    assert cached.search([SearchRequest("a")])[0][0].text == "a#2"
+
+
+def test_thread_safe(tmp_path):
+    cached = CachedEngine(Counting(), tmp_path / "c.sqlite")
+    errors = []
+
+    def worker(w):
+        try:
+            for i in range(50):
+                assert cached.search([SearchRequest(f"q{i % 10}", k=1)])[0][0].text.startswith(f"q{i % 10}#")
+        except Exception as e:  # collected: an assert in a thread would not fail the test
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    stats = cached.stats()
+    assert stats["hits"] + stats["misses"] == 400 and stats["misses"] >= 10

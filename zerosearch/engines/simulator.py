@@ -1,0 +1,122 @@
+"""The search simulator: an LLM writes the documents (DESIGN §2.3).
+
+`sft` is the exact prompt of the released `Simulation_LLM_*_V2` checkpoints, applied as the single user
+message of the chat template with an empty system message; `fewshot` is our prompt for any instruct model.
+Each request is rendered with its own question, answers and mode, so a batch can never misalign them (the
+reference implementation does when some trajectories issue no query in a turn).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from zerosearch import prompts
+from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.generation.base import Generator, chat_prompt
+
+# A document marker at the start of a line: `Doc 1:`, `Document 2 (Title: x)`, `**Doc 3**`, `1.`, `2)`,
+# `[3]`, `(4)`, `Passage 5 -`. One or two digits, so that a line opening with a year is not a marker.
+_MARKER = re.compile(
+    r"^[ \t>*#_-]*(?:(?:doc(?:ument)?|passage|result)\s*#?\s*(\d{1,2})|\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})\s*[.):])[*_]*",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TITLE = re.compile(r"^\s*\((?:title:\s*)?([^()\n]*)\)", re.IGNORECASE)
+_SEPARATOR = re.compile(r"^[\s:.\-–—*_|]+")
+_INLINE_TITLE = re.compile(r"^title:\s*(.+?)\s*(?:\n|$)", re.IGNORECASE)
+
+
+def _document(chunk: str) -> Document | None:
+    """One marker's text: an optional `(Title: t)`, then the first paragraph (later ones are run-on text)."""
+    title = None
+    match = _TITLE.match(chunk)
+    if match:
+        title, chunk = match.group(1).strip() or None, chunk[match.end() :]
+    chunk = _SEPARATOR.sub("", chunk, count=1)
+    match = _INLINE_TITLE.match(chunk)
+    if match and not title:
+        title, chunk = match.group(1).strip(), chunk[match.end() :]
+    text = " ".join(re.split(r"\n\s*\n", chunk.strip(), maxsplit=1)[0].split())
+    return Document(text=text, title=title) if text else None
+
+
+def parse_documents(text: str, k: int = 5) -> tuple[list[Document], int]:
+    """Split a simulator's output into exactly `k` documents; never raises.
+
+    Returns the documents and how many were well-formed: those come first; the rest are empty placeholders
+    padding a short output. Without any numbering, blank-line-separated paragraphs (or else lines) are the
+    documents.
+    """
+    text = text if isinstance(text, str) else ""
+    markers = list(_MARKER.finditer(text))
+    if markers:
+        bounds = [m.end() for m in markers] + [len(text)]
+        chunks = [text[bounds[i] : markers[i + 1].start() if i + 1 < len(markers) else len(text)] for i in range(len(markers))]
+    else:
+        chunks = re.split(r"\n\s*\n", text.strip())
+        if len(chunks) == 1:
+            chunks = text.strip().splitlines()
+    docs = [d for d in map(_document, chunks) if d is not None][: max(k, 0)]
+    n_well_formed = len(docs)
+    docs += [Document(text="") for _ in range(max(k, 0) - n_well_formed)]
+    return docs, n_well_formed
+
+
+class SimulatorEngine(SearchEngine):
+    name = "simulator"
+    conditioned = True
+
+    def __init__(
+        self,
+        generator: Generator,
+        prompt: str = "sft",
+        max_new_tokens: int = 256,
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = 0,
+    ):
+        super().__init__()
+        if prompt not in ("sft", "fewshot"):
+            raise ValueError(f"simulator prompt must be 'sft' or 'fewshot', got {prompt!r}")
+        self.generator, self.prompt, self.max_new_tokens = generator, prompt, max_new_tokens
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        # The few-shot prompt ends in `Query:`/`Output:` lines; a model that carries on writes a new example.
+        self.stop = ("\nQuery:",) if prompt == "fewshot" else ()
+        self.documents = 0  # documents returned, and how many of them were well-formed (the format rate)
+        self.well_formed = 0
+        self._lock = threading.Lock()
+
+    def identity(self) -> str:
+        return f"simulator:{getattr(self.generator, 'name', 'generator')}:{self.prompt}:{self.max_new_tokens}:{self.temperature}:{self.top_p}:{self.seed}"
+
+    def render(self, request: SearchRequest) -> str:
+        """The full prompt text of one request (chat template applied where the model has one)."""
+        if self.prompt == "sft":
+            user = prompts.simulator_sft_prompt(request.query, request.question or "", request.answers, request.mode)
+            return chat_prompt(self.generator.tokenizer, user, system="")
+        user = prompts.simulator_fewshot_prompt(request.query, request.question or "", request.answers, request.mode)
+        return chat_prompt(self.generator.tokenizer, user)
+
+    def _count_tokens(self, texts: list[str]) -> int:
+        encode = getattr(self.generator, "encode", None)  # the generator's own encoding (BOS handling included)
+        if encode is not None:
+            return sum(len(encode(t)) for t in texts)
+        tokenizer = self.generator.tokenizer
+        return sum(len(ids) for ids in tokenizer(texts)["input_ids"]) if tokenizer is not None else 0
+
+    def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
+        texts = [self.render(r) for r in requests]
+        completions = self.generator.generate(
+            texts, max_new_tokens=self.max_new_tokens, stop=self.stop, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+        )
+        self.meter.add_tokens(self._count_tokens(texts), sum(len(c.token_ids) for c in completions))
+        results = []
+        for request, completion in zip(requests, completions, strict=True):
+            text = completion.text.split(completion.stop, 1)[0] if completion.stop else completion.text
+            docs, n_ok = parse_documents(text, request.k)
+            with self._lock:
+                self.documents += len(docs)
+                self.well_formed += n_ok
+            results.append(docs)
+        return results

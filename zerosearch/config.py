@@ -140,6 +140,8 @@ class RLConfig:
     warmup_steps: int = _help("linear learning-rate warm-up", 0)
     epochs: int = _help("passes of clipped updates over each step's rollouts", 1)
     micro_batch: int = _help("trajectories per forward/backward", 4)
+    mini_batch: int = _help("trajectories per optimizer step (0 = all of a step's trajectories: one update per epoch)", 0)
+    mixed_precision: str = _help("auto (bf16 where the GPU supports it, else fp32) | no | bf16 | fp16", "auto")
     clip: float = _help("PPO clip range", 0.2)
     dual_clip: float = _help("dual-clip constant c (> 1), 0 disables", 0.0)
     kl_coef: float = _help("coefficient of the KL-to-reference penalty added to the loss", 0.001)
@@ -160,6 +162,8 @@ class RLConfig:
         _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
         _one_of("rl", "loss_agg", self.loss_agg, ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean"))
         _one_of("rl", "reward", self.reward, ("f1", "em", "cover_em"))
+        _one_of("rl", "mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        _positive("rl", self, "mini_batch", zero_ok=True)
         _positive("rl", self, "steps", "prompts_per_step", "samples_per_prompt", "lr", "epochs", "micro_batch", "clip")
         _positive("rl", self, "kl_coef", "entropy_coef", "warmup_steps", "lora_r", "max_grad_norm", zero_ok=True)
         if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
@@ -181,9 +185,47 @@ class TrainConfig:
     keep_checkpoints: int = _help("checkpoints kept on disk", 2)
     log_tensorboard: bool = _help("also log to TensorBoard", False)
     log_wandb: bool = _help("also log to Weights & Biases", False)
+    progress: bool = _help("show a progress bar", True)
+    save_trajectories: bool = _help("write each step's trajectories to RUN/trajectories/", True)
+    simulator_shares_policy: bool = _help("simulator = the policy's own weights (saves memory; default: a separate model)", False)
+    on_collapse: str = _help("stop | rollback (to the last checkpoint, with a lower lr) | off", "stop")
+    rollback_lr_factor: float = _help("learning-rate multiplier applied at each rollback", 0.5)
+    max_rollbacks: int = _help("rollbacks before the run stops", 3)
+    collapse_window: int = _help("steps over which reward/entropy collapse is judged", 5)
+    collapse_ratio: float = _help("reward collapse: windowed mean reward < ratio x its best", 0.2)
+    min_entropy: float = _help("entropy collapse: windowed entropy below this", 0.01)
 
     def __post_init__(self):
-        _positive("train", self, "save_every", "keep_checkpoints")
+        _positive("train", self, "save_every", "keep_checkpoints", "collapse_window", "rollback_lr_factor")
+        _positive("train", self, "max_rollbacks", "min_entropy", "collapse_ratio", zero_ok=True)
+        _one_of("train", "on_collapse", self.on_collapse, ("stop", "rollback", "off"))
+
+
+@dataclass
+class SFTConfig:
+    """Fine-tuning the simulator (`zerosearch sft train`). Paper recipe (7B): lr 1e-6, 1000 steps, batch 2;
+    the defaults here suit a 135M model on a CPU."""
+
+    model: str = _help("base model spec to fine-tune", "smollm2-135m")
+    data: str = _help("directory holding train.jsonl (and validation.jsonl) from `sft build`", "runs/sft/data")
+    out: str = _help("output directory: the merged model + tokenizer, loadable as --model PATH", "runs/sft/model")
+    steps: int = _help("optimizer steps", 300)
+    lr: float = _help("peak learning rate (cosine decay after warm-up)", 5e-5)
+    warmup_steps: int = _help("linear learning-rate warm-up", 10)
+    batch_size: int = _help("examples per device step", 4)
+    grad_accum: int = _help("gradient accumulation steps", 1)
+    max_length: int = _help("tokens per example (prompt + completion); longer ones are cut at the end", 512)
+    lora_r: int = _help("LoRA rank; 0 = full fine-tuning (LoRA is merged into the saved model)", 0)
+    lora_alpha: int = _help("LoRA alpha", 32)
+    save_every: int = _help("checkpoint every N steps (training resumes from the last one)", 100)
+    eval_every: int = _help("validation loss every N steps and at the end (0 = never)", 100)
+    dtype: str = _help("fp32 | bf16 (bf16 needs a GPU or a recent CPU)", "fp32")
+    seed: int = _help("seed of data order and initialisation", 0)
+
+    def __post_init__(self):
+        _one_of("sft", "dtype", self.dtype, ("fp32", "bf16"))
+        _positive("sft", self, "steps", "lr", "batch_size", "grad_accum", "max_length", "save_every")
+        _positive("sft", self, "warmup_steps", "lora_r", "eval_every", zero_ok=True)
 
 
 # --- loading -------------------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""HFGenerator on tiny-random: real forward passes. Expectations come from unconstrained greedy runs and from a
+full forward pass without any cache, so they hold for whatever the random weights say."""
+
+import pytest
+import torch
+
+from zerosearch.generation.hf import HFGenerator
+from zerosearch.models import load_model
+
+PROMPTS = ["Hello world, this is", "a", "The capital of France is a city called"]
+
+
+@pytest.fixture(scope="module")
+def gen():
+    model, tok = load_model("tiny-random")
+    return HFGenerator(model, tok)
+
+
+def full_forward_logprobs(gen, prompt_ids, completion_ids):
+    """Log-probs of the completion tokens from one plain forward pass over prompt + completion (no cache)."""
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logits = gen.model(input_ids=ids).logits[0].float()
+    lp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
+    return lp.gather(1, torch.tensor(completion_ids)[:, None])[:, 0].tolist()
+
+
+def test_batched_greedy_equals_one_by_one_and_logprobs_equal_a_full_forward(gen):
+    batch = gen.generate(PROMPTS, max_new_tokens=12, temperature=0)
+    for prompt, out in zip(PROMPTS, batch):
+        alone = gen.generate([prompt], max_new_tokens=12, temperature=0)[0]
+        assert out.token_ids == alone.token_ids and len(out.token_ids) == 12
+        assert out.finish_reason == "length" and out.stop is None
+        assert out.text == gen.tokenizer.decode(out.token_ids)
+        expected = full_forward_logprobs(gen, gen.encode(prompt), out.token_ids)
+        assert out.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_token_id_prompts_equal_text_prompts(gen):
+    ids = [gen.tokenizer(p).input_ids for p in PROMPTS]
+    assert [c.token_ids for c in gen.generate(ids, max_new_tokens=6, temperature=0)] == [
+        c.token_ids for c in gen.generate(PROMPTS, max_new_tokens=6, temperature=0)
+    ]
+
+
+def _first_prefix_containing(tokenizer, ids, s):
+    for n in range(1, len(ids) + 1):
+        if s in tokenizer.decode(ids[:n]):
+            return ids[:n]
+    raise AssertionError(f"{s!r} never occurs")
+
+
+def test_stop_string_ends_that_sequence_right_after_the_completing_token(gen):
+    tok = gen.tokenizer
+    free = gen.generate(PROMPTS, max_new_tokens=16, temperature=0)
+    # A stop string that spans a token boundary of row 0's output, from its 3rd and 4th tokens.
+    third, fourth = tok.decode(free[0].token_ids[2:3]), tok.decode(free[0].token_ids[3:4])
+    stop = third[-2:] + fourth[:2]
+    assert len(stop) >= 3
+    stopped = gen.generate(PROMPTS, max_new_tokens=16, temperature=0, stop=["NEVER-SEEN-zq", stop])
+    for f, s in zip(free, stopped):
+        if stop in tok.decode(f.token_ids):
+            want = _first_prefix_containing(tok, f.token_ids, stop)
+            assert s.token_ids == want and s.finish_reason == "stop" and s.stop == stop
+            assert stop in s.text and stop not in tok.decode(want[:-1])
+            assert s.logprobs == pytest.approx(f.logprobs[: len(want)], abs=1e-5)
+        else:  # the other rows go on as if nobody had stopped
+            assert s.token_ids == f.token_ids and s.finish_reason == "length"
+    assert stopped[0].finish_reason == "stop" and len(stopped[0].token_ids) <= 4
+
+
+def test_eos_ends_a_sequence(gen):
+    free = gen.generate(PROMPTS[:1], max_new_tokens=10, temperature=0)[0]
+    eos = free.token_ids[4]
+    saved = gen.eos_ids
+    gen.eos_ids = {eos}
+    try:
+        out = gen.generate(PROMPTS[:1], max_new_tokens=10, temperature=0)[0]
+    finally:
+        gen.eos_ids = saved
+    n = free.token_ids.index(eos) + 1
+    assert out.token_ids == free.token_ids[:n] and out.finish_reason == "eos"
+
+
+def test_sampling_is_seeded_and_top_p_near_zero_is_greedy(gen):
+    a = gen.generate(PROMPTS, max_new_tokens=10, temperature=1.0, seed=7)
+    b = gen.generate(PROMPTS, max_new_tokens=10, temperature=1.0, seed=7)
+    c = gen.generate(PROMPTS, max_new_tokens=10, temperature=1.0, seed=8)
+    assert [x.token_ids for x in a] == [x.token_ids for x in b]
+    assert [x.token_ids for x in a] != [x.token_ids for x in c]
+    greedy = gen.generate(PROMPTS, max_new_tokens=10, temperature=0)
+    nucleus = gen.generate(PROMPTS, max_new_tokens=10, temperature=1.0, top_p=1e-9, seed=1)
+    assert [x.token_ids for x in nucleus] == [x.token_ids for x in greedy]
+
+
+def test_prefix_cache_reuses_kv_and_gives_the_same_result(gen):
+    tok = gen.tokenizer
+    obs = tok("\n\n<information>Doc 1: x</information>\n\n", add_special_tokens=False).input_ids
+    with gen.prefix_cache() as cache:
+        first = gen.generate(PROMPTS, max_new_tokens=8, temperature=0)
+        second_prompts = [gen.encode(p) + c.token_ids + obs for p, c in zip(PROMPTS, first)]
+        second = gen.generate(second_prompts, max_new_tokens=8, temperature=0)
+        # every row found its earlier sequence (all but the last sampled token were cached)
+        assert cache.hits == 3
+        assert cache.reused_tokens == sum(len(gen.encode(p)) + 7 for p in PROMPTS)
+    assert gen.cache is None  # the block's end drops it (weights may change after)
+    fresh = gen.generate(second_prompts, max_new_tokens=8, temperature=0)
+    for s, f in zip(second, fresh):
+        assert s.token_ids == f.token_ids
+        assert s.logprobs == pytest.approx(f.logprobs, abs=1e-4)
+
+
+def test_empty_prompt_is_refused_and_zero_tokens_is_empty(gen):
+    with pytest.raises(ValueError, match="empty prompt"):
+        gen.generate([[]], max_new_tokens=3)
+    out = gen.generate(["hi"], max_new_tokens=0)[0]
+    assert out.token_ids == [] and out.text == ""

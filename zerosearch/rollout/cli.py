@@ -1,0 +1,75 @@
+"""`zerosearch rollout` (multi-turn search rollouts to jsonl) and `zerosearch view` (trajectories as HTML)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from zerosearch.cli import ConfigOption, SetOption
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def rollout(
+        model: Annotated[Optional[str], typer.Option(help="policy model spec: alias, hub id or local dir")] = None,
+        engine: Annotated[Optional[str], typer.Option(help="simulator | bm25 | dense | web | remote | mixed")] = None,
+        data: Annotated[str, typer.Option(help="questions: a file, or mini-world:train|test")] = "mini-world:test",
+        n: Annotated[int, typer.Option(help="questions to roll out")] = 8,
+        samples: Annotated[int, typer.Option(help="trajectories per question")] = 1,
+        p_noisy: Annotated[float, typer.Option(help="probability that a search returns noisy documents")] = 0.0,
+        seed: Annotated[int, typer.Option(help="seed of sampling, question choice and useful/noisy draws")] = 0,
+        greedy: Annotated[bool, typer.Option(help="greedy decoding instead of rollout.temperature")] = False,
+        out: Annotated[Path, typer.Option(help="trajectories jsonl")] = Path("trajectories.jsonl"),
+        config: ConfigOption = None,
+        set_: SetOption = None,
+    ):
+        """Roll the policy out against a search engine and write the trajectories (token ids, loss masks, text)."""
+        from zerosearch.config import TrainConfig, UserError, load_config
+        from zerosearch.data import load_questions
+        from zerosearch.engines import make_engine
+        from zerosearch.generation import make_generator
+        from zerosearch.rollout import run_rollouts, write_jsonl
+
+        if n <= 0 or samples <= 0:
+            raise UserError(f"--n and --samples must be > 0, got {n} and {samples}")
+        if not 0.0 <= p_noisy <= 1.0:
+            raise UserError(f"--p-noisy must be in [0, 1], got {p_noisy}")
+        cfg = load_config(TrainConfig, config, set_, {"model.spec": model, "engine.name": engine})
+        examples = load_questions(data, limit=n, seed=seed)
+        policy = make_generator(cfg.model)
+        # A simulator of the same spec shares the policy's weights instead of loading them twice.
+        same = cfg.engine.simulator_model == cfg.model.spec and cfg.model.backend == "hf"
+        searcher = make_engine(cfg.engine, generator=policy if same else None)
+        trajectories = run_rollouts(policy, searcher, examples, cfg.rollout, p_noisy=p_noisy, seed=seed,
+                                    n=samples, greedy=greedy, k=cfg.engine.k)
+        write_jsonl(trajectories, out)
+        reasons: dict[str, int] = {}
+        for t in trajectories:
+            reasons[t.stop_reason] = reasons.get(t.stop_reason, 0) + 1
+        mean = sum(t.reward for t in trajectories) / len(trajectories)
+        searches = sum(len(t.searches) for t in trajectories)
+        typer.echo(f"{len(trajectories)} trajectories -> {out}: mean reward (F1) {mean:.3f}, {searches} searches, "
+                   f"stop reasons {json.dumps(reasons)}")
+
+    @app.command()
+    def view(
+        trajectories: Annotated[Path, typer.Argument(help="a trajectories jsonl written by `zerosearch rollout`")],
+        out: Annotated[Optional[Path], typer.Option(help="HTML file (default: next to the jsonl)")] = None,
+    ):
+        """Write a self-contained HTML page showing every trajectory."""
+        from zerosearch.config import UserError
+        from zerosearch.rollout.trajectory import read_jsonl
+        from zerosearch.rollout.view import render_html
+
+        if not trajectories.is_file():
+            raise UserError(f"no such file: {trajectories}")
+        try:
+            records = read_jsonl(trajectories)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise UserError(f"{trajectories}: not a trajectories jsonl ({type(e).__name__}: {e})") from None
+        out = out or trajectories.with_suffix(".html")
+        out.write_text(render_html(records, title=trajectories.name), encoding="utf-8")
+        typer.echo(f"{len(records)} trajectories -> {out}")

@@ -232,7 +232,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             p_noisy = noise[step - 1]
             engine_s0 = engine.meter.seconds
             trajectories = run_rollouts(generator, engine, examples, cfg.rollout, p_noisy=p_noisy,
-                                        seed=cfg.seed * 1_000_003 + step * 1009 + rank, n=rl.samples_per_prompt)
+                                        seed=cfg.seed * 1_000_003 + step * 1009 + rank, n=rl.samples_per_prompt, k=cfg.engine.k)
             rollout_s = time.perf_counter() - t_start
 
             # 3-6. rewards, then learn from them

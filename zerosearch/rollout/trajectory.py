@@ -17,7 +17,7 @@ class Segment:
 @dataclass
 class Search:
     query: str
-    mode: str  # "useful" | "noisy" (the curriculum's draw; real engines record "real")
+    mode: str  # "useful" | "noisy": the curriculum's draw (real engines receive it and ignore it)
     documents: list[dict]
 
 

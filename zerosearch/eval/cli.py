@@ -1,0 +1,285 @@
+"""`zerosearch eval` (and `eval compare A B`), `zerosearch cost`, `zerosearch chat`.
+
+`--config` takes a training recipe (its model, engine and rollout sections are used) and `--set` overrides
+`model.*`, `engine.*` and `rollout.*` fields; the typed flags are shorthands for the same overrides. Without a
+recipe the engine is BM25 over the mini-world corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from zerosearch.cli import ConfigOption, SetOption
+from zerosearch.config import UserError
+
+_ENGINE_HELP = "simulator | bm25 | dense | web | remote | mixed (default bm25, or the recipe's)"
+
+
+def _methods(values: list[str]) -> list[str]:
+    from zerosearch.eval.methods import METHODS
+
+    methods = list(dict.fromkeys(m.strip() for v in values for m in v.split(",") if m.strip()))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UserError(f"unknown method {', '.join(map(repr, unknown)) or '(none)'}; choose from {', '.join(METHODS)}")
+    return methods
+
+
+def _config(config, set_, *, model, engine, corpus, k, max_turns):
+    """A TrainConfig whose model/engine/rollout sections drive evaluation and chat."""
+    from zerosearch.config import TrainConfig, load_config
+
+    engine_named = config is not None or any(s.strip().startswith("engine.name") for s in set_ or [])
+    flags = {
+        "model.spec": model,
+        "engine.name": engine or (None if engine_named else "bm25"),
+        "engine.corpus": corpus,
+        "engine.k": k,
+        "rollout.max_turns": max_turns,
+    }
+    return load_config(TrainConfig, config, set_, flags)
+
+
+def _engine(cfg, generator):
+    """The configured engine; a simulator of the same model as the policy shares its weights."""
+    from zerosearch.engines import make_engine
+
+    return make_engine(cfg.engine, generator=generator if cfg.engine.simulator_model == cfg.model.spec else None)
+
+
+def _engine_label(engine_cfg) -> str:
+    if engine_cfg.name in ("bm25", "dense"):
+        return f"{engine_cfg.name} ({engine_cfg.corpus})"
+    if engine_cfg.name in ("simulator", "mixed"):
+        label = f"simulator ({engine_cfg.simulator_model}, {engine_cfg.simulator_prompt} prompt)"
+        return label if engine_cfg.name == "simulator" else f"mixed: {label} + {engine_cfg.real_engine} p_real={engine_cfg.p_real}"
+    return f"{engine_cfg.name} ({engine_cfg.urls or engine_cfg.web_provider})"
+
+
+eval_app = typer.Typer(help="Evaluate methods on QA data against a search engine; `eval compare A B` diffs two runs.")
+
+
+@eval_app.callback(invoke_without_command=True)
+def evaluate(
+    ctx: typer.Context,
+    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="direct | cot | rag | agent | policy; repeatable or comma list (default policy)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="model spec for every method (default smollm2-135m)")] = None,
+    policy_model: Annotated[Optional[str], typer.Option(help="trained checkpoint for the policy method (default: --model)")] = None,
+    engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
+    k: Annotated[Optional[int], typer.Option(help="documents per search (default 5)")] = None,
+    data: Annotated[str, typer.Option(help="questions: a parquet/jsonl/csv file or mini-world:test")] = "mini-world:test",
+    data_source: Annotated[Optional[str], typer.Option("--data-source", help="keep only this data_source (e.g. nq) of a multi-dataset file")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="at most this many questions (seeded sub-sample)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of sub-sampling and of the bootstrap")] = 0,
+    out: Annotated[Path, typer.Option(help="results directory")] = Path("runs/eval"),
+    batch_size: Annotated[int, typer.Option(help="questions per generation batch")] = 16,
+    max_turns: Annotated[Optional[int], typer.Option(help="turns of the agent and policy methods (default 5)")] = None,
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="print results.json to stdout")] = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+):
+    """Evaluate one or several methods; writes per-question jsonl, results.json, table.md and PNG plots."""
+    if ctx.invoked_subcommand:
+        return
+    import dataclasses
+
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from zerosearch.config import to_dict
+    from zerosearch.data import load_questions
+    from zerosearch.eval.methods import NEEDS_ENGINE
+    from zerosearch.eval.methods import evaluate as run_method
+    from zerosearch.eval.metrics import summarize
+    from zerosearch.eval.report import write_results
+    from zerosearch.generation import make_generator
+
+    methods = _methods(method or ["policy"])
+    if n_boot < 1:
+        raise UserError(f"--n-boot must be >= 1, got {n_boot}")
+    cfg = _config(config, set_, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    examples = load_questions(data, data_source=data_source, limit=limit, seed=seed)
+    if not examples:
+        raise UserError(f"{data}: no questions{f' with data_source {data_source!r}' if data_source else ''}")
+    log = Console(stderr=True)
+    generator = make_generator(cfg.model)
+    policy_cfg = dataclasses.replace(cfg.model, spec=policy_model) if policy_model else cfg.model
+    policy_generator = make_generator(policy_cfg) if policy_model and "policy" in methods else generator
+    search_engine = _engine(cfg, generator) if any(m in NEEDS_ENGINE for m in methods) else None
+
+    records, seconds = {}, {}
+    for m in methods:
+        gen = policy_generator if m == "policy" else generator
+        start = time.perf_counter()
+        with log.status(f"{m}: 0/{len(examples)}") as status:
+            records[m] = run_method(
+                m, gen, examples, engine=search_engine, rollout_cfg=cfg.rollout, batch_size=batch_size, k=cfg.engine.k,
+                progress=lambda n, m=m: status.update(f"{m}: {n}/{len(examples)}"),
+            )
+        seconds[m] = round(time.perf_counter() - start, 1)
+        log.print(f"{m}: {len(examples)} questions in {seconds[m]} s")
+    meta = {
+        "model": cfg.model.spec,
+        "policy_model": policy_cfg.spec,
+        "engine": _engine_label(cfg.engine) if search_engine else None,
+        "engine_config": to_dict(cfg.engine) if search_engine else None,
+        "engine_meter": search_engine.meter.to_dict() if search_engine else None,
+        "rollout": to_dict(cfg.rollout),
+        "data": data,
+        "data_source": data_source,
+        "limit": limit,
+        "seed": seed,
+        "n_questions": len(examples),
+        "n_boot": n_boot,
+        "seconds": seconds,
+    }
+    summaries = {m: summarize(records[m], n_boot=n_boot, seed=seed) for m in methods}
+    results = write_results(out, records, summaries, meta)
+    if as_json:
+        print(json.dumps({**results, "out": str(out)}, indent=2, ensure_ascii=False))
+    else:
+        Console().print(Markdown((out / "table.md").read_text()))
+        log.print(f"results in {out}/ (results.json, table.md, {', '.join(results['files']['plots'])})")
+
+
+@eval_app.command("compare")
+def compare(
+    a: Annotated[Path, typer.Argument(help="baseline: a per-question jsonl file or a results directory")],
+    b: Annotated[Path, typer.Argument(help="candidate: same questions as A")],
+    method: Annotated[Optional[str], typer.Option(help="method to read from a results directory holding several")] = None,
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+):
+    """Paired-bootstrap differences B − A (EM, cover-EM, F1) per data source and averaged, over the same question ids."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from zerosearch.eval.metrics import METRICS, paired_difference
+    from zerosearch.eval.report import METRIC_NAMES, load_records
+
+    label_a, records_a = load_records(a, method)
+    label_b, records_b = load_records(b, method)
+    diff = paired_difference(records_a, records_b, n_boot=n_boot, seed=seed)
+    if as_json:
+        print(json.dumps({"a": label_a, "b": label_b, "difference": "B - A", "by_source": diff}, indent=2))
+        return
+    table = Table(title=f"B − A: {label_b} − {label_a} (paired bootstrap 95% CI; p = share of resamples ≤ 0)")
+    table.add_column("data source")
+    table.add_column("n", justify="right")
+    for metric in METRICS:
+        table.add_column(f"Δ {METRIC_NAMES[metric]} (%)", justify="right")
+    for src, row in diff.items():
+        cells = [f"{100 * row[mt]['mean']:+.1f} ({100 * row[mt]['lo']:+.1f}–{100 * row[mt]['hi']:+.1f}) p={row[mt]['p_le_0']:.3f}" for mt in METRICS]
+        table.add_row(src, str(row["n"]), *cells)
+    Console().print(table)
+
+
+def cost(
+    run: Annotated[Optional[Path], typer.Argument(help="training run directory (reads its metrics.jsonl)")] = None,
+    searches: Annotated[Optional[int], typer.Option(help="number of searches (overrides the run's count)")] = None,
+    gpu_hours: Annotated[Optional[float], typer.Option(help="hours the simulator's GPUs are held (default: the run's wall time)")] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs serving the simulator")] = 1,
+    gpu_price: Annotated[Optional[float], typer.Option(help="$ per GPU-hour (default: the paper's A100 rate)")] = None,
+    api_price: Annotated[Optional[float], typer.Option(help="search API $ per 1k queries (default: SerpAPI-like, the paper's rate)")] = None,
+    paper: Annotated[bool, typer.Option("--paper", help="reproduce the paper's Table 8 arithmetic from its inputs")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+):
+    """Search API cost vs simulator GPU cost of a training run (or of the paper's run, with --paper)."""
+    from rich.console import Console
+
+    from zerosearch.eval.cost import PAPER, PAPER_SOURCES, CostInputs, cost_report, run_counts
+
+    if paper:
+        if run or searches is not None or gpu_hours is not None:
+            raise UserError("--paper uses the paper's inputs: drop the run directory, --searches and --gpu-hours")
+        report = cost_report(PAPER, PAPER_SOURCES)
+    else:
+        counts = run_counts(run) if run else None
+        if searches is None and counts is None:
+            raise UserError("give a training run directory, or --searches (and --gpu-hours), or --paper")
+        if gpu_hours is None:
+            gpu_hours = counts["wall_seconds"] / 3600 if counts else 0.0
+        defaults = CostInputs(searches=0)
+        inputs = CostInputs(
+            searches=searches if searches is not None else counts["searches"],
+            api_price_per_1k=defaults.api_price_per_1k if api_price is None else api_price,
+            gpu_hours=gpu_hours,
+            gpu_count=gpus,
+            gpu_price_per_hour=defaults.gpu_price_per_hour if gpu_price is None else gpu_price,
+        )
+        report = cost_report(inputs, counts=counts)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="cost inputs", show_header=True)
+    for column in ("input", "value", "source"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    i = report["inputs"]
+    for name, value in i.items():
+        table.add_row(name, f"{value:,}" if isinstance(value, int) else f"{value:,.4f}", report.get("sources", {}).get(name, "run / flags"))
+    console = Console()
+    console.print(table)
+    console.print(f"search API: {i['searches']:,} searches × ${i['api_price_per_1k']:.4f}/1k = [bold]${report['api_cost']:,.2f}[/]")
+    console.print(f"simulator:  {i['gpu_count']} GPU × {i['gpu_hours']:.2f} h × ${i['gpu_price_per_hour']:.4f}/h = [bold]${report['gpu_cost']:,.2f}[/]")
+    if report["saving_pct"] is not None:
+        console.print(f"saving: ${report['saving']:,.2f} ({report['saving_pct']}%)")
+
+
+def chat(
+    model: Annotated[Optional[str], typer.Option(help="policy model spec (default smollm2-135m)")] = None,
+    engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
+    corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
+    question: Annotated[Optional[str], typer.Option(help="ask this once and exit (default: interactive)")] = None,
+    prompt: Annotated[str, typer.Option(help="policy (the trained protocol) | agent (the prompted baseline)")] = "policy",
+    k: Annotated[Optional[int], typer.Option(help="documents per search")] = None,
+    max_turns: Annotated[Optional[int], typer.Option(help="turns per question")] = None,
+    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+):
+    """Ask the agent questions and watch it think, search and answer, turn by turn."""
+    from rich.console import Console
+
+    from zerosearch import prompts
+    from zerosearch.eval.chat import ask
+    from zerosearch.generation import make_generator
+
+    templates = {"policy": prompts.policy_prompt, "agent": prompts.AGENT_PROMPT}
+    if prompt not in templates:
+        raise UserError(f"--prompt must be one of {', '.join(templates)}, got {prompt!r}")
+    if temperature < 0:
+        raise UserError(f"--temperature must be >= 0, got {temperature}")
+    cfg = _config(config, set_, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    cfg.rollout.temperature = temperature
+    console = Console()
+    generator = make_generator(cfg.model)
+    search_engine = _engine(cfg, generator)
+    console.print(f"[dim]model {cfg.model.spec} · engine {_engine_label(cfg.engine)} · {'greedy' if temperature == 0 else f'temperature {temperature}'}[/]")
+    while True:
+        q = question
+        if q is None:
+            try:
+                q = console.input("[bold]question>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                break
+            if not q:
+                break
+        ask(q, generator, search_engine, cfg.rollout, template=templates[prompt], greedy=temperature == 0, k=cfg.engine.k, console=console)
+        if question is not None:
+            break
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
+    app.command()(cost)
+    app.command()(chat)

@@ -44,4 +44,5 @@ def test_document_formatting_with_and_without_titles():
     docs = [Document(text="Born 1950.", title="Ann Lee"), Document(text="No title here.")]
     assert format_documents(docs) == "Doc 1(Title: Ann Lee) Born 1950.\nDoc 2: No title here."
     assert observation(docs) == "\n\n<information>Doc 1(Title: Ann Lee) Born 1950.\nDoc 2: No title here.</information>\n\n"
+    assert format_documents(["plain text"]) == "Doc 1: plain text"
     assert INVALID_ACTION.startswith("\nMy previous action is invalid.")

@@ -42,8 +42,7 @@ def format_documents(docs: Sequence) -> str:
     """`Doc 1(Title: t) text` lines, or `Doc 1: text` when a document has no title (Search-R1 format)."""
     lines = []
     for i, doc in enumerate(docs, start=1):
-        title = getattr(doc, "title", None)
-        text = getattr(doc, "text", doc if isinstance(doc, str) else "")
+        title, text = (None, doc) if isinstance(doc, str) else (doc.title, doc.text)
         lines.append(f"Doc {i}(Title: {title}) {text}" if title else f"Doc {i}: {text}")
     return "\n".join(lines)
 

@@ -1,0 +1,142 @@
+"""The simulator report card (DESIGN §2.7 step 5): compare simulators on held-out queries, side by side.
+
+Held-out items are `sft build`'s validation split (questions never trained on), each with the real engine's
+documents for its query. Every simulator answers every query twice, once `useful` and once `noisy`, greedy.
+
+- useful answer-hit: a normalized gold answer occurs in the useful output (higher is better);
+- noisy answer-leak: it occurs in the noisy output (lower is better);
+  both over the queries that do not themselves contain the answer (e.g. "which came first, A or B?" or a
+  club named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
+- format validity: the output parses into k well-formed documents (`parse_documents`);
+- distinct-2: distinct word bigrams / all bigrams over the outputs;
+- overlap: token F1 between the useful output and the real engine's documents for the same query;
+- tokens/s and seconds per query, from the engine's meter (batched calls; the batch size is reported).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from zerosearch.config import UserError
+from zerosearch.rewards import f1_score
+from zerosearch.sft.judge import contains_answer, documents_text
+
+PROMPTS = ("sft", "fewshot")
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`MODEL[:PROMPT]` → (model, prompt). Default prompt: fewshot for bundled aliases, sft for a trained directory."""
+    from zerosearch.models import ALIASES
+
+    model, sep, prompt = spec.rpartition(":")
+    if not sep:
+        return spec, "fewshot" if spec in ALIASES else "sft"
+    if prompt not in PROMPTS or not model:
+        raise UserError(f"--simulator {spec!r}: expected MODEL[:PROMPT] with PROMPT one of {list(PROMPTS)}")
+    return model, prompt
+
+
+def load_items(path: str | Path, limit: int | None = None) -> list[dict]:
+    """Held-out items: a `validation.jsonl` from `sft build` (or the directory holding it), one item per query."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "validation.jsonl"
+    if not path.is_file():
+        raise UserError(f"held-out file not found: {path} (run `zerosearch sft build` first)")
+    items, seen = [], set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            item = {
+                "question": row["question"], "golden_answers": row["golden_answers"], "query": row["query"],
+                "real": row["completion"][-1]["content"],
+            }
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
+            raise UserError(f"{path}:{lineno}: not an `sft build` example ({type(e).__name__}: {e})") from None
+        if (item["question"], item["query"]) not in seen:
+            seen.add((item["question"], item["query"]))
+            items.append(item)
+    return items[:limit] if limit else items
+
+
+def distinct_n(texts: list[str], n: int = 2) -> float:
+    grams = [tuple(words[i : i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def grade(generator, prompt: str, items: list[dict], *, k: int = 5, max_new_tokens: int = 256, batch_size: int = 8) -> dict:
+    """The report card of one simulator (a Generator + prompt form) on the held-out items."""
+    from zerosearch.engines.base import SearchRequest
+    from zerosearch.engines.simulator import SimulatorEngine, parse_documents
+
+    engine = SimulatorEngine(generator, prompt=prompt, max_new_tokens=max_new_tokens, temperature=0.0)
+    requests = [
+        SearchRequest(query=it["query"], k=k, question=it["question"], answers=list(it["golden_answers"]), mode=mode)
+        for mode in ("useful", "noisy") for it in items
+    ]
+    results = []
+    for start in range(0, len(requests), batch_size):
+        results += engine.search(requests[start : start + batch_size])
+    n = len(items)
+    useful, noisy = results[:n], results[n:]
+
+    def text(docs) -> str:
+        return documents_text([d.to_dict() for d in docs])
+
+    # parse_documents pads a short output with empty placeholders after the well-formed documents.
+    valid = [sum(bool(d.text) for d in docs) == k for docs in results]
+    real = [" ".join(d.text for d in parse_documents(it["real"], k)[0]) for it in items]
+    meter = engine.meter
+    graded = [i for i, it in enumerate(items) if not contains_answer(it["query"], it["golden_answers"])]
+    return {
+        "prompt": prompt,
+        "queries": n,
+        "queries_containing_answer": n - len(graded),
+        "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded),
+        "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
+        "format_validity": _mean(valid),
+        "distinct_2": distinct_n([text(d) for d in results]),
+        "overlap_f1": _mean(f1_score(text(d), [r]) for d, r in zip(useful, real)),
+        "tokens_per_s": meter.completion_tokens / meter.seconds if meter.seconds else 0.0,
+        "seconds_per_query": meter.seconds / meter.queries if meter.queries else 0.0,
+        "completion_tokens_per_query": meter.completion_tokens / meter.queries if meter.queries else 0.0,
+        "batch_size": batch_size,
+        "outputs": [  # every output, so that a metric can be recomputed or inspected
+            {"query": it["query"], "answers": it["golden_answers"], "useful": [d.text for d in u], "noisy": [d.text for d in z]}
+            for it, u, z in zip(items, useful, noisy)
+        ],
+    }
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0
+
+
+COLUMNS = (
+    ("useful_answer_hit", "useful hit ↑", "{:.3f}"),
+    ("noisy_answer_leak", "noisy leak ↓", "{:.3f}"),
+    ("format_validity", "format ✓ ↑", "{:.3f}"),
+    ("distinct_2", "distinct-2", "{:.3f}"),
+    ("overlap_f1", "overlap F1", "{:.3f}"),
+    ("tokens_per_s", "tok/s", "{:.1f}"),
+    ("seconds_per_query", "s/query", "{:.2f}"),
+)
+
+
+def markdown(report: dict[str, dict]) -> str:
+    lines = [
+        "| simulator | prompt | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
+    for name, card in report.items():
+        lines.append(f"| {name} | {card['prompt']} | " + " | ".join(fmt.format(card[key]) for key, _, fmt in COLUMNS) + " |")
+    card = next(iter(report.values()))
+    lines.append(
+        f"\n{card['queries']} held-out queries, each asked once useful and once noisy (greedy); hit and leak over the "
+        f"{card['queries'] - card['queries_containing_answer']} whose query does not itself contain the answer."
+    )
+    return "\n".join(lines)

@@ -54,9 +54,10 @@ def test_oracle_collection_keeps_every_interaction_and_resumes(engine, tmp_path)
     assert [r["question_id"] for r in rows] == ["q1", "q2", "q2", "q2", "q3"]
     stats = collect_stats(rows)
     assert stats["questions"] == 3 and stats["sources"]["oracle"]["interactions"] == 5
-    # Top 2 by BM25: q1 → harrow (Ilse Varnum); q2's question → harrow, varnum (Kestrel Bay); its hop 1 → harrow,
-    # amber (no Kestrel Bay); its hop 2 → varnum (Kestrel Bay); q3 → amber (cliffs). 4 of 5 hold the answer.
-    assert stats["sources"]["oracle"]["answer_in_documents_rate"] == pytest.approx(4 / 5)
+    # Every top-2 list holds its gold answer (q2's hop 1 gets varnum as a zero-score tie); blank one list out.
+    assert stats["sources"]["oracle"]["answer_in_documents_rate"] == pytest.approx(1.0)
+    rows[2]["documents"] = [{"id": "amber", "text": "The Amber Coast is known for its cliffs."}]
+    assert collect_stats(rows)["sources"]["oracle"]["answer_in_documents_rate"] == pytest.approx(4 / 5)
 
 
 def test_agent_collection_runs_real_rollouts(engine, tmp_path):

@@ -1,4 +1,4 @@
-"""`zerosearch train`, `zerosearch demo` and `zerosearch plot`."""
+"""`zerosearch train`, `zerosearch warmstart`, `zerosearch demo` and `zerosearch plot`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,27 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"run: {run_dir} (metrics.jsonl, checkpoints/, trajectories/); curves: zerosearch plot {run_dir}")
 
     @app.command()
+    def warmstart(
+        config: ConfigOption = None,
+        set_: SetOption = None,
+        model: Annotated[str, typer.Option(help="policy model spec to start from")] = "smollm2-135m",
+        out: Annotated[Path, typer.Option(help="new directory for the warm-started model")] = Path("runs/warm"),
+        examples: Annotated[int, typer.Option(help="oracle demonstrations (mini-world train, rejection-sampled on BM25)")] = 64,
+        steps: Annotated[int, typer.Option(help="SFT steps")] = 30,
+        lr: Annotated[float, typer.Option(help="SFT learning rate")] = 5e-5,
+        batch_size: Annotated[int, typer.Option(help="demonstrations per SFT step")] = 8,
+    ):
+        """Optional, before RL (a departure from the paper): a short SFT on oracle search demonstrations, so that a
+        small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe (configs/tiny.yaml)."""
+        from zerosearch.config import TrainConfig, load_config
+        from zerosearch.rl.warmstart import warm_start
+
+        cfg = load_config(TrainConfig, config or Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml", set_)
+        path = warm_start(model, out, n_examples=examples, steps=steps, lr=lr, batch_size=batch_size, k=cfg.engine.k,
+                          seed=cfg.seed, rollout_cfg=cfg.rollout, lora_r=cfg.rl.lora_r, micro_batch=cfg.rl.micro_batch)
+        typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")
+
+    @app.command()
     def plot(run_dir: Annotated[Path, typer.Argument(help="a training run directory (holds metrics.jsonl)")]):
         """Write PNG training curves (reward, F1/EM, searches, KL, entropy, ...) into RUN_DIR/plots/."""
         from zerosearch.rl.plot import plot_run
@@ -47,10 +68,11 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int, typer.Option(help="RL steps")] = 0,
         n_eval: Annotated[int, typer.Option(help="held-out questions evaluated before and after")] = 0,
         model: Annotated[str, typer.Option(help="policy model")] = "smollm2-135m",
+        warm_steps: Annotated[int, typer.Option(help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper)")] = 20,
     ):
-        """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, train with the simulator, evaluate again."""
+        """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the simulator, evaluate again."""
         from zerosearch.rl.demo import run_demo
 
-        if steps < 0 or n_eval < 0:
-            raise UserError("--steps and --n-eval must be >= 0")
-        run_demo(out, steps=steps or None, n_eval=n_eval or None, model=model)
+        if steps < 0 or n_eval < 0 or warm_steps < 0:
+            raise UserError("--steps, --n-eval and --warm-steps must be >= 0")
+        run_demo(out, steps=steps or None, n_eval=n_eval or None, model=model, warm_steps=warm_steps)

@@ -3,8 +3,10 @@
 1. build the mini-world (a fictional world: no model can answer from memory, so any gain comes from searching);
 2. evaluate the untrained policy on held-out questions with BM25 as its engine (greedy; EM/F1 with bootstrap
    CIs), and the same model in the RAG baseline (one BM25 search with the question, then answer);
-3. train it with RL against the simulator and the noise curriculum (configs/tiny.yaml, fewer steps);
-4. evaluate the trained policy the same way, and print the before/after table and where everything is.
+3. warm start (optional, a departure from the paper: see rl/warmstart.py): a short SFT on oracle search
+   demonstrations, because a 135M policy never issues a search on its own; evaluate it the same way;
+4. train it with RL against the simulator and the noise curriculum (configs/tiny.yaml, fewer steps);
+5. evaluate the trained policy the same way, and print the before/after table and where everything is.
 
 At this scale (a 135M policy, a few RL steps) the point is the loop, not the gain: expect small differences whose
 CIs overlap. Longer runs: `zerosearch train --config tiny --steps N`.
@@ -20,6 +22,7 @@ from zerosearch.config import TrainConfig, load_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 DEFAULT_STEPS, DEFAULT_EVAL = 8, 40
+WARM_EXAMPLES, DEFAULT_WARM_STEPS, WARM_BATCH, WARM_LR = 32, 20, 4, 5e-5  # the SFT costs ~45 s a step of 4 on 1 CPU core
 
 
 def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("policy",)) -> dict[str, list[dict]]:
@@ -32,7 +35,9 @@ def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("poli
     return {m: evaluate(m, generator, examples, engine=engine, rollout_cfg=cfg.rollout, k=cfg.engine.k) for m in methods}
 
 
-def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, model: str = "smollm2-135m") -> dict:
+def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, model: str = "smollm2-135m",
+             warm_steps: int = DEFAULT_WARM_STEPS) -> dict:
+    """`warm_steps` 0 skips the warm start (RL from the untrained model, as in the paper)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -44,6 +49,7 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
     from zerosearch.rl import checkpoint
     from zerosearch.rl.plot import plot_run
     from zerosearch.rl.trainer import train
+    from zerosearch.rl.warmstart import warm_start
     from zerosearch.rollout import read_jsonl
     from zerosearch.rollout.view import render_html
 
@@ -62,17 +68,27 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
     baseline = evaluate_model(model, test_qs, cfg, bm25, methods=("rag", "policy"))
     before = baseline["policy"]
 
-    console.rule(f"3. RL ({cfg.rl.algo}, {cfg.rl.steps} steps) against the simulator, with the curriculum")
+    records = {"rag-bm25": baseline["rag"], "untrained": before}
+    if warm_steps:
+        console.rule(f"3. warm start: SFT on {WARM_EXAMPLES} oracle search demonstrations, {warm_steps} steps")
+        warm_dir = out / "warm"
+        if not (warm_dir / "config.json").exists():  # a rerun of the demo reuses it
+            warm_start(model, warm_dir, n_examples=WARM_EXAMPLES, steps=warm_steps, lr=WARM_LR, batch_size=WARM_BATCH, k=cfg.engine.k, seed=cfg.seed,
+                       rollout_cfg=cfg.rollout, lora_r=cfg.rl.lora_r, micro_batch=cfg.rl.micro_batch)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, spec=str(warm_dir)))
+        records["warm-started"] = evaluate_model(cfg.model.spec, test_qs, cfg, bm25)["policy"]
+
+    console.rule(f"4. RL ({cfg.rl.algo}, {cfg.rl.steps} steps) against the simulator, with the curriculum")
     run_dir = train(cfg, resume=bool(checkpoint.checkpoints(cfg.out)))
 
-    console.rule("4. trained policy vs BM25")
+    console.rule("5. trained policy vs BM25")
     after = evaluate_model(str(checkpoint.checkpoints(run_dir)[-1]), test_qs, cfg, bm25)["policy"]
 
-    records = {"rag-bm25": baseline["rag"], "untrained": before, "trained": after}
+    records["trained"] = after
     summaries = {name: summarize(recs) for name, recs in records.items()}
     meta = {"model": model, "engine": "bm25 (mini-world corpus)", "data": f"{cfg.eval_data} ({len(test_qs)} questions)"}
     write_results(out / "eval", records, summaries, meta)
-    diff = paired_difference(before, after)
+    diffs = {f"trained - {name}": paired_difference(records[name], after) for name in ("untrained", "warm-started") if name in records}
     plots = plot_run(run_dir)
     last = sorted((run_dir / "trajectories").glob("*.jsonl"))[-1]
     viewer = last.with_suffix(".html")
@@ -85,10 +101,11 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
         s = summary[AVERAGE]
         ci = lambda m: f"{100 * s[m]['mean']:.1f} [{100 * s[m]['lo']:.1f}, {100 * s[m]['hi']:.1f}]"  # noqa: E731
         table.add_row(name, ci("em"), ci("f1"), f"{s['searches_per_question']:.2f}", f"{100 * s['answer_rate']:.0f}%")
-    d = diff[AVERAGE]
-    table.add_row("trained - untrained", *(f"{100 * d[m]['mean']:+.1f} [{100 * d[m]['lo']:+.1f}, {100 * d[m]['hi']:+.1f}]" for m in ("em", "f1")), "", "")
+    for name, diff in diffs.items():
+        d = diff[AVERAGE]
+        table.add_row(name, *(f"{100 * d[m]['mean']:+.1f} [{100 * d[m]['lo']:+.1f}, {100 * d[m]['hi']:+.1f}]" for m in ("em", "f1")), "", "")
     console.print(table)
     console.print(f"run (metrics.jsonl, checkpoints): {run_dir}\nplots: {plots[0].parent}\n"
                   f"trajectory viewer: {viewer}\nevaluation (table.md, results.json, per-question jsonl): {out / 'eval'}\n"
                   f"total time: {(time.perf_counter() - start) / 60:.1f} min")
-    return {"summaries": summaries, "difference": diff}
+    return {"summaries": summaries, "differences": diffs}

@@ -80,6 +80,7 @@ class EngineConfig:
     simulator_model: str = _help("model spec of the simulator", "smollm2-135m")
     simulator_prompt: str = _help("sft (the exact prompt of the released simulators) | fewshot (any instruct model)", "fewshot")
     simulator_max_tokens: int = _help("completion tokens per simulator call", 256)
+    simulator_base_url: str = _help("OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", "")
     embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
     urls: str = _help("server URL(s), comma-separated, for remote/web engines", "")
     web_provider: str = _help("serper | serpapi, for the web engine", "serper")

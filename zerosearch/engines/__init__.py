@@ -23,7 +23,8 @@ def _make(name: str, cfg: EngineConfig, generator=None) -> SearchEngine:
         if generator is None:
             from zerosearch.generation import make_generator
 
-            generator = make_generator(ModelConfig(spec=cfg.simulator_model))
+            backend = "openai" if cfg.simulator_base_url else "hf"
+            generator = make_generator(ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url))
         return SimulatorEngine(generator, prompt=cfg.simulator_prompt, max_new_tokens=cfg.simulator_max_tokens)
     if name == "web":
         from zerosearch.engines.web import WebEngine

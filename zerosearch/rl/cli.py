@@ -68,11 +68,11 @@ def register(app: typer.Typer) -> None:
         steps: Annotated[int, typer.Option(help="RL steps")] = 0,
         n_eval: Annotated[int, typer.Option(help="held-out questions evaluated before and after")] = 0,
         model: Annotated[str, typer.Option(help="policy model")] = "smollm2-135m",
-        warm_steps: Annotated[int, typer.Option(help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper)")] = 20,
+        warm_steps: Annotated[Optional[int], typer.Option(help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper; default 8)")] = None,
     ):
         """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the simulator, evaluate again."""
         from zerosearch.rl.demo import run_demo
 
-        if steps < 0 or n_eval < 0 or warm_steps < 0:
+        if steps < 0 or n_eval < 0 or (warm_steps or 0) < 0:
             raise UserError("--steps, --n-eval and --warm-steps must be >= 0")
         run_demo(out, steps=steps or None, n_eval=n_eval or None, model=model, warm_steps=warm_steps)

@@ -21,8 +21,10 @@ from pathlib import Path
 from zerosearch.config import TrainConfig, load_config
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
-DEFAULT_STEPS, DEFAULT_EVAL = 8, 40
-WARM_EXAMPLES, DEFAULT_WARM_STEPS, WARM_BATCH, WARM_LR = 32, 20, 4, 5e-5  # the SFT costs ~45 s a step of 4 on 1 CPU core
+# Sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token trajectory costs
+# seconds on a CPU, so every stage is small. RL steps use 2 questions x 4 samples instead of tiny.yaml's 4 x 4.
+DEFAULT_STEPS, DEFAULT_EVAL, DEMO_PROMPTS_PER_STEP = 3, 20, 2
+WARM_EXAMPLES, DEFAULT_WARM_STEPS, WARM_BATCH, WARM_LR = 32, 8, 4, 1e-4
 
 
 def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("policy",)) -> dict[str, list[dict]]:
@@ -36,8 +38,9 @@ def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("poli
 
 
 def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, model: str = "smollm2-135m",
-             warm_steps: int = DEFAULT_WARM_STEPS) -> dict:
-    """`warm_steps` 0 skips the warm start (RL from the untrained model, as in the paper)."""
+             warm_steps: int | None = None) -> dict:
+    """`warm_steps` 0 skips the warm start (RL from the untrained model, as in the paper); None = the default."""
+    warm_steps = DEFAULT_WARM_STEPS if warm_steps is None else warm_steps
     from rich.console import Console
     from rich.table import Table
 
@@ -56,7 +59,8 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
     console = Console()
     start = time.perf_counter()
     out = Path(out)
-    cfg = load_config(TrainConfig, CONFIG, flags={"model.spec": model, "rl.steps": steps or DEFAULT_STEPS, "out": str(out / "run")})
+    cfg = load_config(TrainConfig, CONFIG, flags={"model.spec": model, "rl.steps": steps or DEFAULT_STEPS, "out": str(out / "run"),
+                                                   "rl.prompts_per_step": DEMO_PROMPTS_PER_STEP})
 
     console.rule("1. mini-world")
     train_qs = load_questions(cfg.data, seed=cfg.seed)

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from zerosearch.cli import app
 
-STAGES = ["curriculum", "generate", "data", "search", "serve", "rollout", "view", "train", "demo", "sft", "eval", "cost", "chat"]
+STAGES = ["curriculum", "generate", "data", "search", "serve", "rollout", "view", "train", "warmstart", "plot", "demo", "sft", "eval", "cost", "chat"]
 
 
 def test_help_lists_every_stage():

@@ -40,25 +40,14 @@ def build(
 
 
 def _inspect_corpus(path: Path, n: int) -> None:
-    from zerosearch.data import DataError
+    from zerosearch.engines.corpus import load
 
-    passages = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
-                raise DataError(f"{path}: line {number}: expected {{\"id\", \"contents\": \"Title\\ntext\"}}")
-            passages.append(row)
-    words = [len(p["contents"].split()) for p in passages]
+    passages = load(path)  # names the file and line of a bad row
+    words = [len(f"{p.title or ''} {p.text}".split()) for p in passages]
     print(f"{path}: corpus of {len(passages)} passages, {statistics.mean(words):.1f} words on average "
           f"(min {min(words)}, max {max(words)})")
     for p in passages[:n]:
-        print(f"  [{p.get('id')}] {p['contents'][:300]!r}")
+        print(f"  [{p.id}] {(p.title or '') + chr(10) + p.text!r:.300}")
 
 
 @data_app.command()

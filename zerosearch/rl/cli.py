@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.trainer import train as run
 
-        path = config or Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+        path = config or "tiny"
         if resume and config is None and out and (Path(out) / "config.yaml").exists():
             path = Path(out) / "config.yaml"  # a resumed run keeps its own recipe
         cfg = load_config(TrainConfig, path, set_, {"model.spec": model, "rl.algo": algo, "rl.steps": steps, "out": out})
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.warmstart import warm_start
 
-        cfg = load_config(TrainConfig, config or Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml", set_)
+        cfg = load_config(TrainConfig, config or "tiny", set_)
         path = warm_start(model, out, n_examples=examples, steps=steps, lr=lr, batch_size=batch_size, k=cfg.engine.k,
                           seed=cfg.seed, rollout_cfg=cfg.rollout, lora_r=cfg.rl.lora_r, micro_batch=cfg.rl.micro_batch)
         typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zerosearch.config import TrainConfig, load_config
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
+CONFIG = "tiny"  # configs/tiny.yaml
 # Sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token trajectory costs
 # seconds on a CPU, so every stage is small. RL steps use 2 questions x 4 samples instead of tiny.yaml's 4 x 4.
 DEFAULT_STEPS, DEFAULT_EVAL, DEMO_PROMPTS_PER_STEP = 3, 20, 2

@@ -29,7 +29,6 @@ def questions(n: int) -> list[str]:
 
 
 def run_ours(args) -> dict:
-    import torch
     from accelerate import Accelerator
 
     from zerosearch.config import RLConfig, RolloutConfig

@@ -67,7 +67,7 @@ def test_stopword_only_and_unknown_queries_still_answer(corpus):
 def test_bad_corpus_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "contents": "T\\nx"}\n{not json\n')
-    with pytest.raises(UserError, match=r"bad.jsonl:2"):
+    with pytest.raises(UserError, match=r"bad.jsonl: line 2"):
         BM25Engine(path)
     with pytest.raises(UserError, match="missing.jsonl"):
         BM25Engine(tmp_path / "missing.jsonl")

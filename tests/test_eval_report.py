@@ -60,8 +60,8 @@ def test_load_records_errors_name_the_problem(tmp_path):
         load_records(tmp_path / "nope.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "em": 1}\n')
-    with pytest.raises(UserError, match=r"bad.jsonl:1: .*cover_em, f1"):
+    with pytest.raises(UserError, match=r"bad.jsonl: line 1: .*cover_em, f1"):
         load_records(bad)
     bad.write_text("{oops\n")
-    with pytest.raises(UserError, match=r"bad.jsonl:1: not valid JSON"):
+    with pytest.raises(UserError, match=r"bad.jsonl: line 1: not valid JSON"):
         load_records(bad)

@@ -1,5 +1,4 @@
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 

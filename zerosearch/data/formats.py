@@ -107,21 +107,23 @@ def _read_parquet(path: Path) -> list[QAExample]:
     return examples
 
 
-def _read_jsonl(path: Path) -> list[QAExample]:
-    examples = []
+def iter_jsonl(path: str | Path):
+    """(line number, object) for each non-blank line of a jsonl file; a bad line is a DataError naming it."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            where = f"{path}: line {n}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+                raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            examples.append(_example(row, where, len(examples), _default_source(path)))
-    return examples
+                raise DataError(f"{path}: line {n}: expected a JSON object, got {type(row).__name__}")
+            yield n, row
+
+
+def _read_jsonl(path: Path) -> list[QAExample]:
+    return [_example(row, f"{path}: line {n}", i, _default_source(path)) for i, (n, row) in enumerate(iter_jsonl(path))]
 
 
 def _read_csv(path: Path) -> list[QAExample]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from zerosearch.config import UserError, cache_dir
+from zerosearch.data.formats import iter_jsonl
 from zerosearch.engines.base import Document
 
 
@@ -28,19 +28,12 @@ def resolve(spec: str | Path) -> Path:
 
 def load(path: Path) -> list[Document]:
     docs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
-                raise UserError(f"{path}:{lineno}: each line needs a string field 'contents'")
-            title, _, text = row["contents"].partition("\n")
-            doc_id = row.get("id")
-            docs.append(Document(text=text.strip(), title=title.strip() or None, id=None if doc_id is None else str(doc_id)))
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row.get("contents"), str):
+            raise UserError(f"{path}: line {lineno}: each line needs a string field 'contents'")
+        title, _, text = row["contents"].partition("\n")
+        doc_id = row.get("id")
+        docs.append(Document(text=text.strip(), title=title.strip() or None, id=None if doc_id is None else str(doc_id)))
     if not docs:
         raise UserError(f"{path}: the corpus holds no documents")
     return docs

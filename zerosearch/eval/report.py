@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from zerosearch.config import UserError
+from zerosearch.data.formats import iter_jsonl
 from zerosearch.eval.metrics import AVERAGE, METRICS
 
 METRIC_NAMES = {"em": "EM", "cover_em": "Cover-EM", "f1": "F1"}
@@ -110,18 +111,11 @@ def load_records(path: str | Path, method: str | None = None) -> tuple[str, list
     if not path.exists():
         raise UserError(f"result file not found: {path}")
     records = []
-    with path.open() as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            missing = [k for k in ("id", *METRICS) if k not in r]
-            if missing:
-                raise UserError(f"{path}:{n}: a per-question record needs the field(s) {', '.join(missing)}")
-            records.append(r)
+    for n, r in iter_jsonl(path):
+        missing = [k for k in ("id", *METRICS) if k not in r]
+        if missing:
+            raise UserError(f"{path}: line {n}: a per-question record needs the field(s) {', '.join(missing)}")
+        records.append(r)
     if not records:
         raise UserError(f"{path}: no records")
     return f"{path.parent.name}/{path.stem}", records

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from zerosearch import prompts
+from zerosearch.data.formats import iter_jsonl
 from zerosearch.engines.base import SearchEngine, SearchRequest
 from zerosearch.sft.judge import contains_answer, documents_text
 
@@ -116,14 +117,7 @@ def read_records(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-    return rows
+    return [row for _, row in iter_jsonl(path)]
 
 
 def collect_stats(records: Iterable[dict]) -> dict:

@@ -7,6 +7,7 @@ the GGUF once, and we cache the result as safetensors so that later loads take a
 from __future__ import annotations
 
 import importlib.util
+from contextlib import contextmanager
 import shutil
 import tempfile
 from pathlib import Path
@@ -117,6 +118,19 @@ def resolve(spec: str) -> str:
     raise UserError(f"unknown model {spec!r}: not a local directory or hub id; bundled aliases: {', '.join(ALIASES)}")
 
 
+@contextmanager
+def _quiet_progress():
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(spec: str, dtype: str = "fp32", device: str | None = None):
     """(model, tokenizer) for any spec; the tokenizer pads on the left (batched generation)."""
     import torch
@@ -130,7 +144,8 @@ def load_model(spec: str, dtype: str = "fp32", device: str | None = None):
         path = resolve(spec)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, DTYPES[dtype]))
+            with _quiet_progress():  # a per-load "Loading weights" bar would drown the caller's own progress
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, DTYPES[dtype]))
         except OSError as e:
             offline = " (this machine may be offline: use a local directory or a bundled alias)" if "/" in spec else ""
             raise UserError(f"cannot load model {spec!r}{offline}: {e}") from None

@@ -54,14 +54,14 @@ def run_ours(args) -> dict:
     actor.eval()
     generator, engine = HFGenerator(actor.policy, tokenizer), NoSearch()
     examples = [QAExample(id=str(i), question=q, golden_answers=["x"]) for i, q in enumerate(questions(args.prompts))]
-    times, lengths = [], []
-    for step in range(2):
+    for step in range(2):  # the second step is timed
         start = time.perf_counter()
         trajectories = run_rollouts(generator, engine, examples, rollout, seed=step, n=args.generations)
+        generated = time.perf_counter()
         learn(accelerator, wrapped, actor, reference, optimizer, trajectories, rewards_of(trajectories, rl), tokenizer.pad_token_id, rl)
-        times.append(time.perf_counter() - start)
-        lengths.append(sum(len(t.response_ids) for t in trajectories) / len(trajectories))
-    return {"seconds": times[-1], "completion_len": lengths[-1]}
+        done = time.perf_counter()
+    return {"seconds": done - start, "generation_s": generated - start, "update_s": done - generated,
+            "completion_len": sum(len(t.response_ids) for t in trajectories) / len(trajectories)}
 
 
 def run_trl(args) -> dict:
@@ -136,6 +136,7 @@ def main() -> None:
     print(f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, <= {args.max_tokens} new tokens, CPU")
     print(f"{'':24}{'ours':>12}{'TRL':>12}{'ours/TRL':>10}")
     print(f"{'step time (s)':24}{ours['seconds']:12.2f}{trl['seconds']:12.2f}{ours['seconds'] / trl['seconds']:10.2f}")
+    print(f"{'  ours: generation / update (s)':32}{ours['generation_s']:.2f} / {ours['update_s']:.2f}")
     per_tok = [r["seconds"] / max(r["completion_len"] * n, 1) * 1000 for r in (ours, trl)]
     print(f"{'ms per completion token':24}{per_tok[0]:12.2f}{per_tok[1]:12.2f}{per_tok[0] / per_tok[1]:10.2f}")
     print(f"{'mean completion tokens':24}{ours['completion_len']:12.1f}{trl['completion_len']:12.1f}")

@@ -10,7 +10,7 @@ import json
 import random
 from pathlib import Path
 
-from zerosearch.data.formats import DataError, QAExample, read_questions, write_questions
+from zerosearch.data.formats import DataError, QAExample, iter_jsonl, read_questions, write_questions
 
 MINI_WORLD = "mini-world:"
 MINI_WORLD_FILES = {"train": "train.jsonl", "test": "test.jsonl", "corpus": "corpus.jsonl"}
@@ -60,12 +60,7 @@ def resolve_corpus(spec: str | Path) -> Path:
         raise DataError(f"{path}: a corpus is a .jsonl file of {{\"id\", \"contents\"}} lines")
     if not path.is_file():
         raise DataError(f"{path}: no such corpus file")
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    try:
-        row = json.loads(first)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line 1: not valid JSON ({e.msg})") from None
-    if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
-        raise DataError(f"{path}: line 1: a corpus line needs a string field 'contents' (\"Title\\ntext\")")
+    n, row = next(iter_jsonl(path), (1, {}))  # the first line tells a corpus from a QA file
+    if not isinstance(row.get("contents"), str):
+        raise DataError(f"{path}: line {n}: a corpus line needs a string field 'contents' (\"Title\\ntext\")")
     return path

@@ -6,7 +6,6 @@ Everywhere a dataset or a corpus is accepted, a path works, and so do `mini-worl
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 

@@ -19,8 +19,14 @@ from zerosearch.generation.hf import HFGenerator
 from zerosearch.models import load_model
 
 QUESTIONS = [
-    "What is the capital of France?", "Who wrote Hamlet?", "Why is the sky blue?", "How do vaccines work?",
-    "What is photosynthesis?", "Name three prime numbers.", "What causes tides?", "Who painted the Mona Lisa?",
+    "What is the capital of France?",
+    "Who wrote Hamlet?",
+    "Why is the sky blue?",
+    "How do vaccines work?",
+    "What is photosynthesis?",
+    "Name three prime numbers.",
+    "What causes tides?",
+    "Who painted the Mona Lisa?",
 ]
 
 
@@ -65,7 +71,9 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'}")
     if not args.skip_load:
         first, cached = load_seconds()
-        print(f"load smollm2-135m: first (GGUF -> safetensors) {first:.1f} s, cached {cached:.1f} s ({first / cached:.1f}x)")
+        print(
+            f"load smollm2-135m: first (GGUF -> safetensors) {first:.1f} s, cached {cached:.1f} s ({first / cached:.1f}x)"
+        )
     n = args.new_tokens
     print(f"greedy, {n} new tokens (EOS ignored so every row makes {n})")
     print(f"{'dtype':>5} {'batch':>5} {'HFGenerator tok/s':>18} {'model.generate tok/s':>21} {'ratio':>6}")
@@ -77,8 +85,12 @@ def main() -> None:
             texts = [chat_prompt(tok, q) for q in QUESTIONS[:batch]]
             ours = best_of(args.repeats, lambda: gen.generate(texts, max_new_tokens=n, temperature=0))
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            theirs = best_of(args.repeats, lambda: model.generate(
-                **enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id))
+            theirs = best_of(
+                args.repeats,
+                lambda: model.generate(
+                    **enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id
+                ),
+            )
             print(f"{dtype:>5} {batch:>5} {batch * n / ours:>18.1f} {batch * n / theirs:>21.1f} {theirs / ours:>5.2f}x")
 
 

@@ -28,10 +28,14 @@ from zerosearch.models import bundled_dir, load_model
 from zerosearch.rollout import run_rollouts
 
 QUESTIONS = [
-    "Who wrote the novel that the film Blade Runner is based on", "What is the capital of Australia",
-    "Which element has the atomic number 26", "In which year did the Berlin Wall fall",
-    "Who painted The Starry Night", "What is the longest river in Africa",
-    "Which planet has the most moons", "Who discovered penicillin",
+    "Who wrote the novel that the film Blade Runner is based on",
+    "What is the capital of Australia",
+    "Which element has the atomic number 26",
+    "In which year did the Berlin Wall fall",
+    "Who painted The Starry Night",
+    "What is the longest river in Africa",
+    "Which planet has the most moons",
+    "Who discovered penicillin",
 ]
 
 
@@ -39,8 +43,13 @@ class FixedEngine(SearchEngine):
     name = "fixed"
 
     def _search(self, requests):
-        return [[Document(f"{r.query} is discussed in this passage number {i}, with some facts.", f"Title {i}")
-                 for i in range(r.k)] for r in requests]
+        return [
+            [
+                Document(f"{r.query} is discussed in this passage number {i}, with some facts.", f"Title {i}")
+                for i in range(r.k)
+            ]
+            for r in requests
+        ]
 
 
 class Timed:
@@ -61,6 +70,7 @@ class Timed:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+
         return call
 
 
@@ -78,7 +88,9 @@ def random_smollm2(device: str) -> HFGenerator:
 
 
 def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int) -> None:
-    cfg = RolloutConfig(max_turns=turns, max_turn_tokens=turn_tokens, max_context_tokens=100_000, max_obs_tokens=100_000)
+    cfg = RolloutConfig(
+        max_turns=turns, max_turn_tokens=turn_tokens, max_context_tokens=100_000, max_obs_tokens=100_000
+    )
     run_rollouts(gen, FixedEngine(), examples(2), RolloutConfig(max_turns=2, max_turn_tokens=4), greedy=True)  # warm-up
 
     def rollout():
@@ -99,8 +111,10 @@ def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int) -> None:
     rollout()
     no_reuse = time.perf_counter() - start
     gen.can_reuse = True
-    print(f"batch {batch}, {turns} turns x {turn_tokens} tokens, {len(obs[0])} observation tokens per row, "
-          f"prompt {len(trajs[0].prompt_ids)} tokens")
+    print(
+        f"batch {batch}, {turns} turns x {turn_tokens} tokens, {len(obs[0])} observation tokens per row, "
+        f"prompt {len(trajs[0].prompt_ids)} tokens"
+    )
     print(f"  plain batched generation        {plain:7.2f} s  1.00x")
     print(f"  multi-turn rollout (KV reuse)   {multi:7.2f} s  {multi / plain:.2f}x   (goal <= 1.15x)")
     print(f"  multi-turn rollout (no reuse)   {no_reuse:7.2f} s  {no_reuse / plain:.2f}x")
@@ -117,9 +131,13 @@ def shares(batch: int, turns: int) -> None:
     other = total - gen.seconds - engine.seconds
     n_search = sum(len(t.searches) for t in trajs)
     n_policy = sum(sum(t.loss_mask) for t in trajs)
-    print(f"real smollm2-135m, batch {batch}, up to {turns} turns: {total:.2f} s, {n_policy} policy tokens, "
-          f"{n_search} searches, stop reasons {sorted(t.stop_reason for t in trajs)}")
-    print(f"  generation {gen.seconds / total:6.1%}   engine {engine.seconds / total:6.1%}   bookkeeping {other / total:6.1%}")
+    print(
+        f"real smollm2-135m, batch {batch}, up to {turns} turns: {total:.2f} s, {n_policy} policy tokens, "
+        f"{n_search} searches, stop reasons {sorted(t.stop_reason for t in trajs)}"
+    )
+    print(
+        f"  generation {gen.seconds / total:6.1%}   engine {engine.seconds / total:6.1%}   bookkeeping {other / total:6.1%}"
+    )
 
 
 def main() -> None:

@@ -65,7 +65,9 @@ def bench_bm25(tmp: Path) -> None:
     for r in batch[:200]:
         engine.search([r])
     single = 200 / (time.perf_counter() - start)
-    print(f"bm25: one query per call: {single:,.0f} q/s  (batched/single = {batched / single:.1f}x; goal >= 1,000 q/s batched)")
+    print(
+        f"bm25: one query per call: {single:,.0f} q/s  (batched/single = {batched / single:.1f}x; goal >= 1,000 q/s batched)"
+    )
 
 
 class Server:
@@ -73,7 +75,15 @@ class Server:
 
     def __init__(self, *args: str):
         self.port = free_port()
-        cmd = [sys.executable, "-c", "from zerosearch.cli import main; main()", "serve", "--port", str(self.port), *args]
+        cmd = [
+            sys.executable,
+            "-c",
+            "from zerosearch.cli import main; main()",
+            "serve",
+            "--port",
+            str(self.port),
+            *args,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -122,8 +132,20 @@ async def hammer(url: str, route: str, bodies: list[dict], concurrency: int, tim
 
 
 def bench_simulator(tmp: Path, model: str, clients: int = 64, per_client: int = 2, max_tokens: int = 32) -> None:
-    bodies = [{"requests": [{"query": q, "question": f"question {i}?", "answers": ["x"], "k": 5}]} for i, q in enumerate(queries(clients * per_client))]
-    common = ["--engine", "simulator", "--model", model, "--prompt", "sft", "--set", f"engine.simulator_max_tokens={max_tokens}"]
+    bodies = [
+        {"requests": [{"query": q, "question": f"question {i}?", "answers": ["x"], "k": 5}]}
+        for i, q in enumerate(queries(clients * per_client))
+    ]
+    common = [
+        "--engine",
+        "simulator",
+        "--model",
+        model,
+        "--prompt",
+        "sft",
+        "--set",
+        f"engine.simulator_max_tokens={max_tokens}",
+    ]
     rates = {}
     for label, batch in (("batched (max 64)", "64"), ("one at a time", "1")):
         with Server(*common, "--max-batch", batch) as url:
@@ -131,9 +153,13 @@ def bench_simulator(tmp: Path, model: str, clients: int = 64, per_client: int = 
             out = asyncio.run(hammer(url, "/search", bodies, clients))
             batches = httpx.get(f"{url}/metrics").json()["batches"]
         rates[label] = len(bodies) / out["wall"]
-        print(f"simulator ({model}, {max_tokens} new tokens, {clients} clients): {label}: {rates[label]:.1f} req/s, "
-              f"mean batch {batches['mean_size']}, statuses {out['statuses']}")
-    print(f"simulator: batched / one-at-a-time throughput = {rates['batched (max 64)'] / rates['one at a time']:.1f}x (goal >= 4x)")
+        print(
+            f"simulator ({model}, {max_tokens} new tokens, {clients} clients): {label}: {rates[label]:.1f} req/s, "
+            f"mean batch {batches['mean_size']}, statuses {out['statuses']}"
+        )
+    print(
+        f"simulator: batched / one-at-a-time throughput = {rates['batched (max 64)'] / rates['one at a time']:.1f}x (goal >= 4x)"
+    )
 
 
 def bench_cache(tmp: Path) -> None:
@@ -160,8 +186,10 @@ def bench_cache(tmp: Path) -> None:
             assert client.post(f"{url}/search", json=body).status_code == 200
             times.append(time.perf_counter() - start)
         cache = client.get(f"{url}/metrics").json()["cache"]
-    print(f"cache hit through the server (one client, keep-alive): p50 {1000 * pct(times, 50):.3f} ms, p99 {1000 * pct(times, 99):.3f} ms "
-          f"(goal p50 <= 2 ms); server cache {cache}")
+    print(
+        f"cache hit through the server (one client, keep-alive): p50 {1000 * pct(times, 50):.3f} ms, p99 {1000 * pct(times, 99):.3f} ms "
+        f"(goal p50 <= 2 ms); server cache {cache}"
+    )
 
 
 def bench_load(tmp: Path, corpus: str) -> None:
@@ -172,9 +200,11 @@ def bench_load(tmp: Path, corpus: str) -> None:
     five = sum(n for s, n in out["statuses"].items() if s >= 500)
     answered = sum(out["statuses"].values())
     lat = out["latencies"]
-    print(f"load: 10,000 requests, 32 concurrent, bm25 over {corpus}: {answered} answered, statuses {out['statuses']}, "
-          f"5xx {five}, lost {10_000 - answered}, p50 {1000 * pct(lat, 50):.1f} ms, "
-          f"p99 {1000 * pct(lat, 99):.1f} ms, {10_000 / out['wall']:.0f} req/s, mean batch {metrics['batches']['mean_size']}")
+    print(
+        f"load: 10,000 requests, 32 concurrent, bm25 over {corpus}: {answered} answered, statuses {out['statuses']}, "
+        f"5xx {five}, lost {10_000 - answered}, p50 {1000 * pct(lat, 50):.1f} ms, "
+        f"p99 {1000 * pct(lat, 99):.1f} ms, {10_000 / out['wall']:.0f} req/s, mean batch {metrics['batches']['mean_size']}"
+    )
 
 
 def main() -> None:

@@ -44,8 +44,14 @@ def run_ours(args) -> dict:
         def _search(self, requests):
             raise AssertionError("no search in this benchmark")
 
-    rl = RLConfig(algo="grpo", samples_per_prompt=args.generations, lr=1e-6, micro_batch=args.prompts * args.generations,
-                  kl_coef=0.001, loss_agg="token-mean")
+    rl = RLConfig(
+        algo="grpo",
+        samples_per_prompt=args.generations,
+        lr=1e-6,
+        micro_batch=args.prompts * args.generations,
+        kl_coef=0.001,
+        loss_agg="token-mean",
+    )
     rollout = RolloutConfig(max_turns=1, max_turn_tokens=args.max_tokens, temperature=1.0, top_p=0.95)
     model, tokenizer = load_model(args.model, device="cpu")
     actor, reference = build_actor(model, rl)
@@ -58,10 +64,24 @@ def run_ours(args) -> dict:
         start = time.perf_counter()
         trajectories = run_rollouts(generator, engine, examples, rollout, seed=step, n=args.generations)
         generated = time.perf_counter()
-        learn(accelerator, wrapped, actor, reference, optimizer, trajectories, rewards_of(trajectories, rl), tokenizer.pad_token_id, rl)
+        learn(
+            accelerator,
+            wrapped,
+            actor,
+            reference,
+            optimizer,
+            trajectories,
+            rewards_of(trajectories, rl),
+            tokenizer.pad_token_id,
+            rl,
+        )
         done = time.perf_counter()
-    return {"seconds": done - start, "generation_s": generated - start, "update_s": done - generated,
-            "completion_len": sum(len(t.response_ids) for t in trajectories) / len(trajectories)}
+    return {
+        "seconds": done - start,
+        "generation_s": generated - start,
+        "update_s": done - generated,
+        "completion_len": sum(len(t.response_ids) for t in trajectories) / len(trajectories),
+    }
 
 
 def run_trl(args) -> dict:
@@ -74,7 +94,9 @@ def run_trl(args) -> dict:
 
     model, tokenizer = load_model(args.model, device="cpu")
     tokenizer.padding_side = "left"
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": policy_prompt(q)}]} for q in questions(args.prompts)] * 4)
+    data = Dataset.from_list(
+        [{"prompt": [{"role": "user", "content": policy_prompt(q)}]} for q in questions(args.prompts)] * 4
+    )
     lengths: list[float] = []
 
     def reward(completions, **_):
@@ -93,11 +115,34 @@ def run_trl(args) -> dict:
 
     timer = Timer()
     with tempfile.TemporaryDirectory() as out:
-        cfg = GRPOConfig(output_dir=out, per_device_train_batch_size=args.prompts * args.generations, num_generations=args.generations,
-                         max_completion_length=args.max_tokens, temperature=1.0, top_p=0.95, beta=0.001, loss_type="dapo",
-                         learning_rate=1e-6, max_steps=2, num_iterations=1, gradient_accumulation_steps=1, logging_steps=1,
-                         report_to=[], use_cpu=True, gradient_checkpointing=False, save_strategy="no", seed=0)
-        trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tokenizer, callbacks=[timer])
+        cfg = GRPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=args.prompts * args.generations,
+            num_generations=args.generations,
+            max_completion_length=args.max_tokens,
+            temperature=1.0,
+            top_p=0.95,
+            beta=0.001,
+            loss_type="dapo",
+            learning_rate=1e-6,
+            max_steps=2,
+            num_iterations=1,
+            gradient_accumulation_steps=1,
+            logging_steps=1,
+            report_to=[],
+            use_cpu=True,
+            gradient_checkpointing=False,
+            save_strategy="no",
+            seed=0,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=cfg,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=[timer],
+        )
         trainer.train()
     return {"seconds": timer.times[-1], "completion_len": lengths[-1]}
 
@@ -124,23 +169,39 @@ def main() -> None:
         tokenizer.save_pretrained(args.model)
     results = {}
     for side in ("ours", "trl"):
-        cmd = [sys.executable, __file__, "--side", side, "--model", args.model, "--prompts", str(args.prompts),
-               "--generations", str(args.generations), "--max-tokens", str(args.max_tokens)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--side",
+            side,
+            "--model",
+            args.model,
+            "--prompts",
+            str(args.prompts),
+            "--generations",
+            str(args.generations),
+            "--max-tokens",
+            str(args.max_tokens),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
             sys.exit(f"{side} failed:\n{done.stderr[-3000:]}")
-        results[side] = json.loads(line[-1][len("RESULT "):])
+        results[side] = json.loads(line[-1][len("RESULT ") :])
     ours, trl = results["ours"], results["trl"]
     n = args.prompts * args.generations
-    print(f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, <= {args.max_tokens} new tokens, CPU")
+    print(
+        f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, <= {args.max_tokens} new tokens, CPU"
+    )
     print(f"{'':24}{'ours':>12}{'TRL':>12}{'ours/TRL':>10}")
     print(f"{'step time (s)':24}{ours['seconds']:12.2f}{trl['seconds']:12.2f}{ours['seconds'] / trl['seconds']:10.2f}")
     print(f"{'  ours: generation / update (s)':32}{ours['generation_s']:.2f} / {ours['update_s']:.2f}")
     per_tok = [r["seconds"] / max(r["completion_len"] * n, 1) * 1000 for r in (ours, trl)]
     print(f"{'ms per completion token':24}{per_tok[0]:12.2f}{per_tok[1]:12.2f}{per_tok[0] / per_tok[1]:10.2f}")
     print(f"{'mean completion tokens':24}{ours['completion_len']:12.1f}{trl['completion_len']:12.1f}")
-    print(f"{'peak RSS (MB)':24}{ours['peak_rss_mb']:12.0f}{trl['peak_rss_mb']:12.0f}{ours['peak_rss_mb'] / trl['peak_rss_mb']:10.2f}")
+    print(
+        f"{'peak RSS (MB)':24}{ours['peak_rss_mb']:12.0f}{trl['peak_rss_mb']:12.0f}{ours['peak_rss_mb'] / trl['peak_rss_mb']:10.2f}"
+    )
 
 
 if __name__ == "__main__":

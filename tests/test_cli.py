@@ -6,7 +6,23 @@ from typer.testing import CliRunner
 
 from zerosearch.cli import app
 
-STAGES = ["curriculum", "generate", "data", "search", "serve", "rollout", "view", "train", "warmstart", "plot", "demo", "sft", "eval", "cost", "chat"]
+STAGES = [
+    "curriculum",
+    "generate",
+    "data",
+    "search",
+    "serve",
+    "rollout",
+    "view",
+    "train",
+    "warmstart",
+    "plot",
+    "demo",
+    "sft",
+    "eval",
+    "cost",
+    "chat",
+]
 
 
 def test_help_lists_every_stage():
@@ -21,8 +37,11 @@ def test_generate_runs_on_a_tiny_model():
 
 
 def test_user_errors_print_one_line_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "zerosearch", "generate", "--model", "no-such-model", "hi"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zerosearch", "generate", "--model", "no-such-model", "hi"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "unknown model 'no-such-model'" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -28,8 +28,12 @@ def test_base_one_is_the_linear_limit_without_dividing_by_zero():
 
 @pytest.mark.parametrize(
     "kwargs,name",
-    [(dict(step=5, total_steps=0), "total_steps"), (dict(step=-1, total_steps=10), "step"),
-     (dict(step=1, total_steps=10, p_end=1.5), "p_end"), (dict(step=1, total_steps=10, base=0), "base")],
+    [
+        (dict(step=5, total_steps=0), "total_steps"),
+        (dict(step=-1, total_steps=10), "step"),
+        (dict(step=1, total_steps=10, p_end=1.5), "p_end"),
+        (dict(step=1, total_steps=10, base=0), "base"),
+    ],
 )
 def test_bad_arguments_name_themselves(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -20,16 +20,26 @@ def _zerosearch(*args, cache):
 
 def _entry_point(*args, cache):
     env = os.environ | {"ZEROSEARCH_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", "from zerosearch.cli import main; main()", "data", *args],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", "from zerosearch.cli import main; main()", "data", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def test_build_inspect_convert(tmp_path):
     out = tmp_path / "D"
     run = _zerosearch("build", "--out", str(out), "--seed", "0", cache=tmp_path / "cache")
     assert run.exit_code == 0, run.output
-    assert sorted(p.name for p in out.iterdir()) == ["corpus.jsonl", "stats.json", "test.jsonl", "test.parquet",
-                                                     "train.jsonl", "train.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "corpus.jsonl",
+        "stats.json",
+        "test.jsonl",
+        "test.parquet",
+        "train.jsonl",
+        "train.parquet",
+    ]
     assert "oracle hop recall@5" in run.stdout
 
     run = _zerosearch("inspect", str(out / "test.parquet"), "--n", "2", cache=tmp_path / "cache")
@@ -43,7 +53,9 @@ def test_build_inspect_convert(tmp_path):
     run = _zerosearch("convert", str(tmp_path / "t.csv"), str(tmp_path / "t.parquet"), cache=tmp_path / "cache")
     assert run.exit_code == 0, run.output
     original, back = read_questions(out / "test.parquet"), read_questions(tmp_path / "t.parquet")
-    assert [(e.id, e.question, e.golden_answers) for e in back] == [(e.id, e.question, e.golden_answers) for e in original]
+    assert [(e.id, e.question, e.golden_answers) for e in back] == [
+        (e.id, e.question, e.golden_answers) for e in original
+    ]
 
 
 def test_inspect_bad_parquet_is_one_clear_line(tmp_path):

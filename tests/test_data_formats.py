@@ -19,7 +19,11 @@ def test_reads_the_real_parquet_and_jsonl_alike():
     assert len(from_parquet) == len(from_jsonl) == 80
     first = from_parquet[0]
     assert (first.id, first.question, first.golden_answers, first.data_source) == (
-        "nq_dev_0", "when will the fa cup quarter final dates be announced?", ["17 February 2018"], "nq")
+        "nq_dev_0",
+        "when will the fa cup quarter final dates be announced?",
+        ["17 February 2018"],
+        "nq",
+    )
     trivia = next(ex for ex in from_parquet if ex.id == "triviaqa_dev_5")
     assert len(trivia.golden_answers) == 7 and "Dennis Miller" in trivia.golden_answers
     assert trivia.meta == {"split": "dev", "index": 5}
@@ -51,25 +55,40 @@ def test_parquet_row_follows_search_r1(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
 def test_round_trip_keeps_every_field(tmp_path, suffix):
-    examples = [QAExample("a", "In which year was Aldo Varn born?", ["1953"], "miniworld",
-                          {"type": "single_hop", "hops": [{"question": "q", "answer": "1953", "passage_id": "p-1"}]}),
-                QAExample("b", "Who wrote \"Tide, and Salt\"?", ["Mira Holt", "M. Holt"], "other", {})]
+    examples = [
+        QAExample(
+            "a",
+            "In which year was Aldo Varn born?",
+            ["1953"],
+            "miniworld",
+            {"type": "single_hop", "hops": [{"question": "q", "answer": "1953", "passage_id": "p-1"}]},
+        ),
+        QAExample("b", 'Who wrote "Tide, and Salt"?', ["Mira Holt", "M. Holt"], "other", {}),
+    ]
     back = read_questions(write_questions(examples, tmp_path / f"x{suffix}"))
-    assert [(e.id, e.question, e.golden_answers, e.data_source) for e in back] == \
-           [(e.id, e.question, e.golden_answers, e.data_source) for e in examples]
+    assert [(e.id, e.question, e.golden_answers, e.data_source) for e in back] == [
+        (e.id, e.question, e.golden_answers, e.data_source) for e in examples
+    ]
     if suffix != ".csv":  # csv carries no metadata
         assert back[0].meta["hops"] == examples[0].meta["hops"]
 
 
 def test_plain_jsonl_and_csv(tmp_path):
-    (tmp_path / "plain.jsonl").write_text('{"question": "q one", "answer": "A"}\n\n{"question": "q two", "answers": ["B", 1987]}\n')
+    (tmp_path / "plain.jsonl").write_text(
+        '{"question": "q one", "answer": "A"}\n\n{"question": "q two", "answers": ["B", 1987]}\n'
+    )
     got = read_questions(tmp_path / "plain.jsonl")
     assert [(e.id, e.question, e.golden_answers, e.data_source) for e in got] == [
-        ("0", "q one", ["A"], "plain"), ("1", "q two", ["B", "1987"], "plain")]
+        ("0", "q one", ["A"], "plain"),
+        ("1", "q two", ["B", "1987"], "plain"),
+    ]
     (tmp_path / "nq").mkdir()
     (tmp_path / "nq" / "test.csv").write_text('question,answers\nq one,"[""A"", ""B""]"\nq two,C\n')
     got = read_questions(tmp_path / "nq" / "test.csv")
-    assert [(e.question, e.golden_answers, e.data_source) for e in got] == [("q one", ["A", "B"], "nq"), ("q two", ["C"], "nq")]
+    assert [(e.question, e.golden_answers, e.data_source) for e in got] == [
+        ("q one", ["A", "B"], "nq"),
+        ("q two", ["C"], "nq"),
+    ]
 
 
 @pytest.mark.parametrize("column", PARQUET_COLUMNS)
@@ -80,17 +99,23 @@ def test_parquet_missing_column_is_named(tmp_path, column):
         read_questions(tmp_path / "bad.parquet")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"question": "q", "golden_answers": "x"}', r"line 2: field 'golden_answers' must be a non-empty list of strings"),
-    ('{"question": "  ", "golden_answers": ["x"]}', r"line 2: field 'question' is missing or empty"),
-    ('{"golden_answers": ["x"]}', r"line 2: field 'question'"),
-    ('{"question": "q"}', r"line 2: no answers"),
-    ('{"question": "q", "golden_answers": []}', r"line 2: field 'golden_answers'"),
-    ('{"question": "q", "golden_answers": [null]}', r"line 2: field 'golden_answers'"),
-    ('{"question": "q", "golden_answers": ["x"], "metadata": 3}', r"line 2: field 'metadata'"),
-    ('{"question": "q", ', r"line 2: not valid JSON"),
-    ('["q", "x"]', r"line 2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            '{"question": "q", "golden_answers": "x"}',
+            r"line 2: field 'golden_answers' must be a non-empty list of strings",
+        ),
+        ('{"question": "  ", "golden_answers": ["x"]}', r"line 2: field 'question' is missing or empty"),
+        ('{"golden_answers": ["x"]}', r"line 2: field 'question'"),
+        ('{"question": "q"}', r"line 2: no answers"),
+        ('{"question": "q", "golden_answers": []}', r"line 2: field 'golden_answers'"),
+        ('{"question": "q", "golden_answers": [null]}', r"line 2: field 'golden_answers'"),
+        ('{"question": "q", "golden_answers": ["x"], "metadata": 3}', r"line 2: field 'metadata'"),
+        ('{"question": "q", ', r"line 2: not valid JSON"),
+        ('["q", "x"]', r"line 2: expected a JSON object"),
+    ],
+)
 def test_bad_jsonl_rows_are_named(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"question": "fine", "golden_answers": ["ok"]}\n' + line + "\n")

@@ -86,14 +86,17 @@ def test_question_evidence(world_dir):
 
 def test_parquet_schema(world_dir):
     table = pq.read_table(world_dir / "test.parquet")
-    assert {"data_source", "prompt", "question", "golden_answers", "reward_model", "extra_info"} <= set(table.column_names)
+    assert {"data_source", "prompt", "question", "golden_answers", "reward_model", "extra_info"} <= set(
+        table.column_names
+    )
     rows = table.to_pylist()
     assert all(isinstance(t, str) for r in rows for t in r["reward_model"]["ground_truth"]["target"])
     assert [r["extra_info"] for r in rows[:2]] == [{"split": "test", "index": 0}, {"split": "test", "index": 1}]
     from_jsonl = read_questions(world_dir / "test.jsonl")
     from_parquet = read_questions(world_dir / "test.parquet")
-    assert [(e.question, e.golden_answers, e.meta["hops"]) for e in from_parquet] == \
-           [(e.question, e.golden_answers, e.meta["hops"]) for e in from_jsonl]
+    assert [(e.question, e.golden_answers, e.meta["hops"]) for e in from_parquet] == [
+        (e.question, e.golden_answers, e.meta["hops"]) for e in from_jsonl
+    ]
 
 
 def test_confusable_world():
@@ -108,12 +111,19 @@ def test_confusable_world():
 
 
 def test_oracle_recall_counts_hits():
-    passages = [{"id": "a", "contents": "Aldo Varn\nAldo Varn was born in Kessimor."},
-                {"id": "b", "contents": "Kessimor\nKessimor is a city on the Velna River."}]
-    hops = [{"question": "Where was Aldo Varn born?", "passage_id": "a"},
-            {"question": "Which river flows through Kessimor?", "passage_id": "b"},
-            {"question": "Which river flows through Kessimor?", "passage_id": "a"}]
-    examples = [QAExample("1", "q", ["x"], meta={"hops": hops[:2]}), QAExample("2", "q", ["x"], meta={"hops": hops[1:]})]
+    passages = [
+        {"id": "a", "contents": "Aldo Varn\nAldo Varn was born in Kessimor."},
+        {"id": "b", "contents": "Kessimor\nKessimor is a city on the Velna River."},
+    ]
+    hops = [
+        {"question": "Where was Aldo Varn born?", "passage_id": "a"},
+        {"question": "Which river flows through Kessimor?", "passage_id": "b"},
+        {"question": "Which river flows through Kessimor?", "passage_id": "a"},
+    ]
+    examples = [
+        QAExample("1", "q", ["x"], meta={"hops": hops[:2]}),
+        QAExample("2", "q", ["x"], meta={"hops": hops[1:]}),
+    ]
     search = bm25_searcher(passages, k=1)
     assert oracle_hop_recall(search, examples) == (2 / 3, 3)
 

@@ -52,7 +52,9 @@ def test_index_is_saved_and_loaded(corpus):
 
 def test_edited_corpus_gets_a_new_index(corpus):
     before = BM25Engine(corpus)
-    write_corpus(corpus, PASSAGES + [("p6", "Sallow River", "The Sallow river flows past Brennor Falls into Harrow Lake.")])
+    write_corpus(
+        corpus, PASSAGES + [("p6", "Sallow River", "The Sallow river flows past Brennor Falls into Harrow Lake.")]
+    )
     after = BM25Engine(corpus)
     assert after.built and after.index_dir != before.index_dir
     assert after.search([SearchRequest("Sallow river flows", k=1)])[0][0].id == "p6"
@@ -76,8 +78,13 @@ def test_bad_corpus_line_names_file_and_line(tmp_path):
 def test_cli_json_prints_k_documents(corpus, tmp_path):
     env = {**os.environ, "ZEROSEARCH_CACHE": str(tmp_path / "cache")}
     cli = [sys.executable, "-c", "from zerosearch.cli import main; main()", "search"]
-    out = subprocess.run(cli + ["who founded Harrow Lake Observatory", "--engine", "bm25", "--corpus", str(corpus), "-k", "3", "--json"],
-                         capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        cli + ["who founded Harrow Lake Observatory", "--engine", "bm25", "--corpus", str(corpus), "-k", "3", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     docs = json.loads(out.stdout)
     assert len(docs) == 3 and docs[0]["id"] == "p0" and set(docs[0]) == {"id", "title", "text", "score"}
     bad = subprocess.run(cli + ["x", "--corpus", str(tmp_path / "nope.jsonl")], capture_output=True, text=True, env=env)

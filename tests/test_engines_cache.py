@@ -50,7 +50,13 @@ def test_simulator_keys_include_mode_and_question(tmp_path):
     cached = CachedEngine(Counting(conditioned=True), tmp_path / "c.sqlite")
     base = dict(query="q", question="Q1", answers=["A"])
     cached.search([SearchRequest(**base, mode="useful")])
-    cached.search([SearchRequest(**base, mode="noisy"), SearchRequest("q", question="Q2", answers=["A"]), SearchRequest(**base, mode="useful")])
+    cached.search(
+        [
+            SearchRequest(**base, mode="noisy"),
+            SearchRequest("q", question="Q2", answers=["A"]),
+            SearchRequest(**base, mode="useful"),
+        ]
+    )
     assert cached.stats()["hits"] == 1 and cached.engine.answered == 3
     plain = CachedEngine(Counting(), tmp_path / "d.sqlite")
     plain.search([SearchRequest(**base, mode="useful")])

@@ -25,7 +25,9 @@ def test_same_results_as_in_process_over_both_protocols(server):
     local = engine.search(requests)
     for remote_url in (url, f"{url}/retrieve"):
         got = RemoteEngine(remote_url, token="tok").search(requests)
-        assert [[(d.id, d.title, d.text) for d in docs] for docs in got] == [[(d.id, d.title, d.text) for d in docs] for docs in local]
+        assert [[(d.id, d.title, d.text) for d in docs] for docs in got] == [
+            [(d.id, d.title, d.text) for d in docs] for docs in local
+        ]
 
 
 def test_round_robin_skips_a_dead_url(server):

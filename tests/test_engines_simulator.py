@@ -33,7 +33,9 @@ def test_numbering_variants(output):
 
 
 def test_titles_and_run_on_text():
-    docs, n = parse_documents("Doc 1 (Title: Kessel): a river town\nDoc 2(Title: Varnum) an astronomer\n\nQuery: next", 2)
+    docs, n = parse_documents(
+        "Doc 1 (Title: Kessel): a river town\nDoc 2(Title: Varnum) an astronomer\n\nQuery: next", 2
+    )
     assert [(d.title, d.text) for d in docs] == [("Kessel", "a river town"), ("Varnum", "an astronomer")] and n == 2
 
 
@@ -46,7 +48,10 @@ def test_too_few_are_padded_and_too_many_cut():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("Doc ument12345.:)([]*#-\n\tabc ()Title")) | st.characters()), st.integers(0, 8))
+@given(
+    st.text(alphabet=st.sampled_from(list("Doc ument12345.:)([]*#-\n\tabc ()Title")) | st.characters()),
+    st.integers(0, 8),
+)
 def test_never_raises_and_returns_exactly_k(text, k):
     docs, n = parse_documents(text, k)
     assert len(docs) == k and 0 <= n <= k
@@ -104,7 +109,9 @@ def test_sft_prompt_is_the_single_user_message_with_an_empty_system_message():
     _, tokenizer = load_model("tiny-random")
     gen = Echo()
     gen.tokenizer = tokenizer
-    request = SearchRequest("Varnum birthplace", question="Where was Ilse Varnum born?", answers=["Kessel"], mode="useful")
+    request = SearchRequest(
+        "Varnum birthplace", question="Where was Ilse Varnum born?", answers=["Kessel"], mode="useful"
+    )
     user = prompts.simulator_sft_prompt("Varnum birthplace", "Where was Ilse Varnum born?", ["Kessel"], "useful")
     expected = f"<|im_start|>system\n<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
     assert SimulatorEngine(gen, prompt="sft").render(request) == expected

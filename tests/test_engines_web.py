@@ -15,8 +15,18 @@ KEY = "sk-test-9f8e7d6c5b4a"
 SERPER = {
     "searchParameters": {"q": "kessel glassworks", "type": "search", "engine": "google"},
     "organic": [
-        {"title": "Kessel Glassworks - History", "link": "https://example.org/kessel", "snippet": "The Kessel Glassworks employed 400 workers.", "position": 1},
-        {"title": "Glass in Kessel", "link": "https://example.org/glass", "snippet": "Glassmaking came to Kessel in 1850.", "position": 2},
+        {
+            "title": "Kessel Glassworks - History",
+            "link": "https://example.org/kessel",
+            "snippet": "The Kessel Glassworks employed 400 workers.",
+            "position": 1,
+        },
+        {
+            "title": "Glass in Kessel",
+            "link": "https://example.org/glass",
+            "snippet": "Glassmaking came to Kessel in 1850.",
+            "position": 2,
+        },
         {"title": "Kessel", "link": "https://example.org/town", "snippet": "A river town.", "position": 3},
     ],
     "credits": 1,
@@ -25,7 +35,13 @@ SERPAPI = {
     "search_metadata": {"id": "abc", "status": "Success"},
     "search_parameters": {"engine": "google", "q": "kessel glassworks"},
     "organic_results": [
-        {"position": 1, "title": "Kessel Glassworks - History", "link": "https://example.org/kessel", "displayed_link": "example.org", "snippet": "The Kessel Glassworks employed 400 workers."},
+        {
+            "position": 1,
+            "title": "Kessel Glassworks - History",
+            "link": "https://example.org/kessel",
+            "displayed_link": "example.org",
+            "snippet": "The Kessel Glassworks employed 400 workers.",
+        },
     ],
 }
 
@@ -43,7 +59,14 @@ class Replay(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self):  # Serper
-        type(self).seen.append(("POST", self.path, self.headers.get("x-api-key"), json.loads(self.rfile.read(int(self.headers["content-length"])))))
+        type(self).seen.append(
+            (
+                "POST",
+                self.path,
+                self.headers.get("x-api-key"),
+                json.loads(self.rfile.read(int(self.headers["content-length"]))),
+            )
+        )
         self._reply(SERPER)
 
     def do_GET(self):  # SerpAPI
@@ -83,7 +106,11 @@ def test_serpapi_and_its_price(api):
     results = engine.search([SearchRequest("kessel glassworks", k=5), SearchRequest("other", k=1)])
     assert [len(r) for r in results] == [1, 1] and results[0][0].text == "The Kessel Glassworks employed 400 workers."
     params = sorted(s[3]["q"] for s in handler.seen)
-    assert params == ["kessel glassworks", "other"] and handler.seen[0][3]["api_key"] == KEY and handler.seen[0][3]["engine"] == "google"
+    assert (
+        params == ["kessel glassworks", "other"]
+        and handler.seen[0][3]["api_key"] == KEY
+        and handler.seen[0][3]["engine"] == "google"
+    )
     assert engine.cost_usd() == pytest.approx(2 * 586.70 / 64 / 1000)  # the paper's Table 8 price per query
 
 

@@ -40,7 +40,9 @@ def run(*args):
 
 def test_eval_reports_each_data_source_and_the_average(files):
     out = files / "direct"
-    results = json.loads(run("eval", "--method", "direct,cot", "--data", files / "qa.parquet", "--out", out, "--json", *TINY))
+    results = json.loads(
+        run("eval", "--method", "direct,cot", "--data", files / "qa.parquet", "--out", out, "--json", *TINY)
+    )
     for method in ("direct", "cot"):
         summary = results["methods"][method]
         assert set(summary) == {"nq", "triviaqa", "average"}
@@ -54,8 +56,29 @@ def test_eval_reports_each_data_source_and_the_average(files):
 
 def test_eval_rag_and_agent_report_the_engine(files):
     out = files / "search"
-    results = json.loads(run("eval", "-m", "rag", "-m", "agent", "--engine", "bm25", "--corpus", files / "corpus.jsonl",
-                             "--data", files / "qa.parquet", "--data-source", "nq", "--max-turns", "2", "--out", out, "--json", *TINY))
+    results = json.loads(
+        run(
+            "eval",
+            "-m",
+            "rag",
+            "-m",
+            "agent",
+            "--engine",
+            "bm25",
+            "--corpus",
+            files / "corpus.jsonl",
+            "--data",
+            files / "qa.parquet",
+            "--data-source",
+            "nq",
+            "--max-turns",
+            "2",
+            "--out",
+            out,
+            "--json",
+            *TINY,
+        )
+    )
     assert results["engine"] == f"bm25 ({files / 'corpus.jsonl'})"
     assert set(results["methods"]["rag"]) == {"nq", "average"}
     assert results["methods"]["rag"]["average"]["searches_per_question"] == 1.0
@@ -65,7 +88,9 @@ def test_eval_rag_and_agent_report_the_engine(files):
 
 def test_compare_gives_paired_differences(files):
     direct = files / "direct"
-    same = json.loads(run("eval", "compare", direct / "direct.jsonl", direct / "direct.jsonl", "--json", "--n-boot", "20"))
+    same = json.loads(
+        run("eval", "compare", direct / "direct.jsonl", direct / "direct.jsonl", "--json", "--n-boot", "20")
+    )
     assert same["by_source"]["average"]["em"]["mean"] == 0.0 and same["difference"] == "B - A"
     diff = json.loads(run("eval", "compare", direct, direct, "--method", "cot", "--json"))
     assert set(diff["by_source"]) == {"nq", "triviaqa", "average"}
@@ -81,6 +106,19 @@ def test_eval_rejects_bad_input(files):
 
 
 def test_chat_once_streams_the_turns_and_the_answer(files):
-    output = run("chat", "--model", "tiny-random", "--engine", "bm25", "--corpus", files / "corpus.jsonl",
-                 "--question", "What is the capital of Zorland?", "--max-turns", "2", "--set", "rollout.max_turn_tokens=8")
+    output = run(
+        "chat",
+        "--model",
+        "tiny-random",
+        "--engine",
+        "bm25",
+        "--corpus",
+        files / "corpus.jsonl",
+        "--question",
+        "What is the capital of Zorland?",
+        "--max-turns",
+        "2",
+        "--set",
+        "rollout.max_turn_tokens=8",
+    )
     assert "Answer:" in output and "stop:" in output

@@ -27,16 +27,30 @@ def test_costs_are_hand_computable():
 
 def write_run(run, rows, prompts_per_step=2, samples_per_prompt=5):
     run.mkdir(exist_ok=True)
-    (run / "config.yaml").write_text(f"rl:\n  prompts_per_step: {prompts_per_step}\n  samples_per_prompt: {samples_per_prompt}\n")
+    (run / "config.yaml").write_text(
+        f"rl:\n  prompts_per_step: {prompts_per_step}\n  samples_per_prompt: {samples_per_prompt}\n"
+    )
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def test_run_counts_sum_the_trainer_steps(tmp_path):
     # The trainer logs per step: searches per trajectory (mean), engine seconds, step seconds.
-    write_run(tmp_path, [{"step": 1, "searches": 1.5, "engine_s": 2.0, "step_s": 3000.0},
-                         {"step": 2, "searches": 1.0, "engine_s": 3.0, "step_s": 4200.0}])
-    assert run_counts(tmp_path) == {"steps": 2, "searches": 25, "engine_seconds": 5.0, "wall_seconds": 7200.0}  # (1.5 + 1) × 10
-    out = CliRunner().invoke(app, ["cost", str(tmp_path), "--gpus", "2", "--gpu-price", "1", "--api-price", "4", "--json"])
+    write_run(
+        tmp_path,
+        [
+            {"step": 1, "searches": 1.5, "engine_s": 2.0, "step_s": 3000.0},
+            {"step": 2, "searches": 1.0, "engine_s": 3.0, "step_s": 4200.0},
+        ],
+    )
+    assert run_counts(tmp_path) == {
+        "steps": 2,
+        "searches": 25,
+        "engine_seconds": 5.0,
+        "wall_seconds": 7200.0,
+    }  # (1.5 + 1) × 10
+    out = CliRunner().invoke(
+        app, ["cost", str(tmp_path), "--gpus", "2", "--gpu-price", "1", "--api-price", "4", "--json"]
+    )
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
     assert report["api_cost"] == 0.1 and report["gpu_cost"] == 4.0  # 25/1000 × $4; 2 h × 2 GPUs × $1

@@ -13,7 +13,19 @@ from zerosearch.eval import evaluate
 from zerosearch.eval.methods import single_shot_answer
 from zerosearch.generation.base import Completion, Generator
 
-FIELDS = {"id", "question", "golden_answers", "data_source", "prediction", "em", "cover_em", "f1", "n_searches", "answered", "trajectory"}
+FIELDS = {
+    "id",
+    "question",
+    "golden_answers",
+    "data_source",
+    "prediction",
+    "em",
+    "cover_em",
+    "f1",
+    "n_searches",
+    "answered",
+    "trajectory",
+}
 
 CORPUS = [
     {"id": "0", "contents": "Zorland\nZorland is a country. The capital of Zorland is Velm."},
@@ -65,15 +77,18 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(bundled_dir("smollm2-135m"))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("<answer> Velm </answer>", ("Velm", True)),
-    ("<answer>a</answer> then <answer> b </answer>", ("b", True)),  # the last block
-    ("Velm\nbecause it is the capital", ("Velm", False)),  # no tags: the first line
-    ("\n  Answer: Velm.\nmore", ("Velm.", False)),  # a leading "Answer:" is dropped
-    ("<think>the capital\nis Velm</think>\nVelm", ("Velm", False)),  # thinking is skipped
-    ("<answer> Velm", ("Velm", False)),  # an unclosed tag: the line, without the tag
-    ("  \n <think></think> ", (None, False)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<answer> Velm </answer>", ("Velm", True)),
+        ("<answer>a</answer> then <answer> b </answer>", ("b", True)),  # the last block
+        ("Velm\nbecause it is the capital", ("Velm", False)),  # no tags: the first line
+        ("\n  Answer: Velm.\nmore", ("Velm.", False)),  # a leading "Answer:" is dropped
+        ("<think>the capital\nis Velm</think>\nVelm", ("Velm", False)),  # thinking is skipped
+        ("<answer> Velm", ("Velm", False)),  # an unclosed tag: the line, without the tag
+        ("  \n <think></think> ", (None, False)),
+    ],
+)
 def test_single_shot_answer(text, expected):
     assert single_shot_answer(text) == expected
 
@@ -121,7 +136,9 @@ def _agent_reply(p):
     return "<answer> " + doc.rstrip(".").split()[-1].rstrip(".") + " </answer>"
 
 
-@pytest.mark.parametrize("method, template", [("agent", prompts.AGENT_PROMPT), ("policy", prompts.POLICY_PROMPT)], ids=["agent", "policy"])
+@pytest.mark.parametrize(
+    "method, template", [("agent", prompts.AGENT_PROMPT), ("policy", prompts.POLICY_PROMPT)], ids=["agent", "policy"]
+)
 def test_multi_turn_methods_go_through_the_rollout(method, template, engine, tokenizer):
     gen = Scripted(_agent_reply, tokenizer)
     records = evaluate(method, gen, EXAMPLES, engine=engine, rollout_cfg=RolloutConfig(max_turns=3), batch_size=2)

@@ -7,12 +7,21 @@ from zerosearch.eval.metrics import paired_difference, summarize
 
 
 def rec(i, source, em, cover_em=None, f1=None, n_searches=0, answered=True):
-    return {"id": str(i), "data_source": source, "em": em, "cover_em": em if cover_em is None else cover_em,
-            "f1": em if f1 is None else f1, "n_searches": n_searches, "answered": answered}
+    return {
+        "id": str(i),
+        "data_source": source,
+        "em": em,
+        "cover_em": em if cover_em is None else cover_em,
+        "f1": em if f1 is None else f1,
+        "n_searches": n_searches,
+        "answered": answered,
+    }
 
 
 def test_average_is_over_datasets_not_questions():
-    records = [rec(i, "nq", 1.0, n_searches=2) for i in range(4)] + [rec(9, "triviaqa", 0.0, n_searches=1, answered=False)]
+    records = [rec(i, "nq", 1.0, n_searches=2) for i in range(4)] + [
+        rec(9, "triviaqa", 0.0, n_searches=1, answered=False)
+    ]
     s = summarize(records, n_boot=200)
     assert s["nq"]["em"] == {"mean": 1.0, "lo": 1.0, "hi": 1.0}  # constant column: the CI collapses
     assert s["triviaqa"]["em"]["mean"] == 0.0

@@ -10,8 +10,19 @@ from zerosearch.eval.report import cell, load_records, table_markdown, write_res
 
 
 def rec(i, source, em):
-    return {"id": str(i), "question": "q", "golden_answers": ["a"], "data_source": source, "prediction": "a",
-            "em": em, "cover_em": em, "f1": em, "n_searches": 1, "answered": True, "trajectory": None}
+    return {
+        "id": str(i),
+        "question": "q",
+        "golden_answers": ["a"],
+        "data_source": source,
+        "prediction": "a",
+        "em": em,
+        "cover_em": em,
+        "f1": em,
+        "n_searches": 1,
+        "answered": True,
+        "trajectory": None,
+    }
 
 
 RECORDS = {

@@ -33,9 +33,19 @@ def make_app(backend: HFGenerator, flavour: str, fail_first: int = 0) -> FastAPI
         if body.get("model") != "tiny":
             raise HTTPException(404, f"model {body.get('model')!r} not found")
         with lock:  # one generation at a time on the shared model
-            c = backend.generate([body["prompt"]], max_new_tokens=body["max_tokens"], stop=body.get("stop") or (),
-                                 temperature=body["temperature"], top_p=body["top_p"], seed=body.get("seed"))[0]
-        choice = {"index": 0, "text": c.text, "finish_reason": "stop" if c.finish_reason in ("stop", "eos") else "length"}
+            c = backend.generate(
+                [body["prompt"]],
+                max_new_tokens=body["max_tokens"],
+                stop=body.get("stop") or (),
+                temperature=body["temperature"],
+                top_p=body["top_p"],
+                seed=body.get("seed"),
+            )[0]
+        choice = {
+            "index": 0,
+            "text": c.text,
+            "finish_reason": "stop" if c.finish_reason in ("stop", "eos") else "length",
+        }
         if flavour == "vllm":
             choice["stop_reason"] = c.stop
             choice["logprobs"] = {"tokens": [f"token_id:{t}" for t in c.token_ids], "token_logprobs": c.logprobs}
@@ -103,7 +113,9 @@ def test_a_trimmed_stop_string_is_put_back_and_the_text_tokenized(servers, backe
     assert out.token_ids == backend.tokenizer(want.text, add_special_tokens=False).input_ids
     assert out.logprobs is None
     # A server that trims the stop string without naming it cannot be told from an end-of-sequence stop.
-    bare = OpenAIGenerator(urls["bare"], "tiny", None).generate(PROMPTS[:1], max_new_tokens=10, temperature=0, stop=[stop])[0]
+    bare = OpenAIGenerator(urls["bare"], "tiny", None).generate(
+        PROMPTS[:1], max_new_tokens=10, temperature=0, stop=[stop]
+    )[0]
     assert bare.text == want.text[: -len(stop)] and bare.finish_reason == "eos" and bare.token_ids == []
 
 

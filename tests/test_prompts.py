@@ -1,6 +1,11 @@
 from zerosearch.engines.base import Document
 from zerosearch.prompts import (
-    INVALID_ACTION, format_documents, observation, policy_prompt, simulator_fewshot_prompt, simulator_sft_prompt,
+    INVALID_ACTION,
+    format_documents,
+    observation,
+    policy_prompt,
+    simulator_fewshot_prompt,
+    simulator_sft_prompt,
 )
 
 # The released simulators were trained on exactly this text (DESIGN §2.3).
@@ -21,8 +26,11 @@ def test_sft_prompt_is_character_exact():
 
 def test_sft_noisy_prompt_swaps_exactly_three_words():
     noisy = simulator_sft_prompt("hamlet author", "who wrote hamlet?", ["William Shakespeare", "Shakespeare"], "noisy")
-    expected = (SFT_USEFUL.replace("five useful documents", "five noisy documents")
-                .replace("useful information", "noisy information").replace("Useful Output:", "Noisy Output:"))
+    expected = (
+        SFT_USEFUL.replace("five useful documents", "five noisy documents")
+        .replace("useful information", "noisy information")
+        .replace("Useful Output:", "Noisy Output:")
+    )
     assert noisy == expected
 
 
@@ -36,13 +44,18 @@ def test_fewshot_noisy_hides_question_and_answer():
 def test_policy_prompt_is_search_r1_template():
     p = policy_prompt("who wrote hamlet")
     assert p.startswith("Answer the given question. You must conduct reasoning inside <think> and </think> first")
-    assert p.endswith("For example, <answer> Beijing </answer>. Question: who wrote hamlet?\n")  # Search-R1 ends it with a newline
+    assert p.endswith(
+        "For example, <answer> Beijing </answer>. Question: who wrote hamlet?\n"
+    )  # Search-R1 ends it with a newline
     assert "You can search as many times as your want." in p  # the reference's typo is part of the interface
 
 
 def test_document_formatting_with_and_without_titles():
     docs = [Document(text="Born 1950.", title="Ann Lee"), Document(text="No title here.")]
     assert format_documents(docs) == "Doc 1(Title: Ann Lee) Born 1950.\nDoc 2: No title here."
-    assert observation(docs) == "\n\n<information>Doc 1(Title: Ann Lee) Born 1950.\nDoc 2: No title here.</information>\n\n"
+    assert (
+        observation(docs)
+        == "\n\n<information>Doc 1(Title: Ann Lee) Born 1950.\nDoc 2: No title here.</information>\n\n"
+    )
     assert format_documents(["plain text"]) == "Doc 1: plain text"
     assert INVALID_ACTION.startswith("\nMy previous action is invalid.")

@@ -1,6 +1,14 @@
 import pytest
 
-from zerosearch.rewards import cover_exact_match, exact_match, extract_answer, f1_score, format_reward, normalize_answer, score
+from zerosearch.rewards import (
+    cover_exact_match,
+    exact_match,
+    extract_answer,
+    f1_score,
+    format_reward,
+    normalize_answer,
+    score,
+)
 
 
 def test_normalize_drops_case_punctuation_articles_and_spaces():

@@ -110,7 +110,9 @@ def test_kl_penalty_pulls_the_policy_towards_the_reference(estimator):
         logp = torch.log_softmax(theta, -1)[samples]
         ref = torch.log_softmax(ref_logits, -1)[samples]
         zeros = torch.zeros_like(logp)
-        loss, stats = algos.policy_loss(logp, logp.detach(), zeros[:, 0], torch.ones_like(logp), ref_logp=ref, kl_coef=1.0, kl_estimator=estimator)
+        loss, stats = algos.policy_loss(
+            logp, logp.detach(), zeros[:, 0], torch.ones_like(logp), ref_logp=ref, kl_coef=1.0, kl_estimator=estimator
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

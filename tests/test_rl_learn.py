@@ -29,8 +29,16 @@ def setup(rl: RLConfig, seed: int = 0):
 def scripted_episode(generator, n: int, seed: int, max_tokens: int = 4):
     """n samples of up to `max_tokens` tokens after a fixed prompt; reward = share of the target token."""
     outs = generator.generate([PROMPT] * n, max_new_tokens=max_tokens, temperature=1.0, seed=seed)
-    trajectories = [Trajectory(question="", golden_answers=[], prompt_ids=list(PROMPT), response_ids=c.token_ids,
-                               loss_mask=[1] * len(c.token_ids)) for c in outs]
+    trajectories = [
+        Trajectory(
+            question="",
+            golden_answers=[],
+            prompt_ids=list(PROMPT),
+            response_ids=c.token_ids,
+            loss_mask=[1] * len(c.token_ids),
+        )
+        for c in outs
+    ]
     rewards = torch.tensor([sum(t == TARGET for t in c.token_ids) / max_tokens for c in outs])
     return trajectories, rewards
 
@@ -84,7 +92,9 @@ def test_lora_reference_is_the_base_model_and_checkpoints_round_trip(tmp_path):
     assert torch.allclose(reference_logprobs(actor, reference, batch), ref_before)  # the base did not move
     assert not torch.allclose(policy_after, ref_before, atol=1e-4)  # the adapters did
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    path = checkpoint.save(tmp_path, 3, actor, generator.tokenizer, optimizer, scheduler, {"step": 3, "data_pos": 24}, keep=1)
+    path = checkpoint.save(
+        tmp_path, 3, actor, generator.tokenizer, optimizer, scheduler, {"step": 3, "data_pos": 24}, keep=1
+    )
     assert (path / "adapter_model.safetensors").exists() and not (path / "model.safetensors").exists()
 
     _, _, fresh, _, fresh_opt, _ = setup(rl, seed=0)

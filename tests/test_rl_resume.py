@@ -12,13 +12,35 @@ import pytest
 
 TIMING = {"tokens_per_s", "rollout_s", "engine_s", "update_s", "step_s"}
 # Small and deterministic: a tiny-random policy and simulator, short turns, a checkpoint every step.
-FAST = ["--model", "tiny-random", "--set", "engine.simulator_model=tiny-random",
-        "--set", "rollout.max_turn_tokens=24", "--set", "rl.prompts_per_step=2", "--set", "save_every=1",
-        "--set", "progress=false"]
+FAST = [
+    "--model",
+    "tiny-random",
+    "--set",
+    "engine.simulator_model=tiny-random",
+    "--set",
+    "rollout.max_turn_tokens=24",
+    "--set",
+    "rl.prompts_per_step=2",
+    "--set",
+    "save_every=1",
+    "--set",
+    "progress=false",
+]
 
 
 def train_cmd(out: Path, *extra: str, steps: int = 3) -> list[str]:
-    return [sys.executable, "-c", "from zerosearch.cli import main; main()", "train", *FAST, "--steps", str(steps), "--out", str(out), *extra]
+    return [
+        sys.executable,
+        "-c",
+        "from zerosearch.cli import main; main()",
+        "train",
+        *FAST,
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def env():
@@ -39,8 +61,23 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path):
     subprocess.run(train_cmd(full), check=True, env=env(), capture_output=True)
     rows = metrics(full)
     assert [r["step"] for r in rows] == [1, 2, 3]
-    for key in ("reward", "f1", "em", "searches", "p_noisy", "response_len", "kl", "entropy", "clip_frac",
-                "grad_norm", "lr", "tokens_per_s", "rollout_s", "engine_s", "update_s"):
+    for key in (
+        "reward",
+        "f1",
+        "em",
+        "searches",
+        "p_noisy",
+        "response_len",
+        "kl",
+        "entropy",
+        "clip_frac",
+        "grad_norm",
+        "lr",
+        "tokens_per_s",
+        "rollout_s",
+        "engine_s",
+        "update_s",
+    ):
         assert key in rows[-1], key
     assert (full / "checkpoints" / "step-000003" / "trainer_state.pt").exists()
 
@@ -74,11 +111,29 @@ def test_two_cpu_processes_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     launcher = tmp_path / "zerosearch_main.py"
     launcher.write_text("from zerosearch.cli import main\nmain()\n")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
-           str(launcher), "train", *FAST, "--steps", "2", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29531",
+        str(launcher),
+        "train",
+        *FAST,
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, env=env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [r["step"] for r in metrics(out)] == [1, 2]  # one line per step (the main process), not one per process
     assert sorted(p.name for p in (out / "trajectories").iterdir()) == [
-        "step-000001-rank0.jsonl", "step-000001-rank1.jsonl", "step-000002-rank0.jsonl", "step-000002-rank1.jsonl"]
+        "step-000001-rank0.jsonl",
+        "step-000001-rank1.jsonl",
+        "step-000002-rank0.jsonl",
+        "step-000002-rank1.jsonl",
+    ]
     assert (out / "checkpoints" / "step-000002" / "trainer_state.pt").exists()

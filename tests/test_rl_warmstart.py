@@ -52,11 +52,11 @@ def test_demonstrations_follow_the_protocol_with_exact_masks(tok, bm25, question
         assert [s.query for s in t.searches] == [h["question"] for h in hops]  # the bridge hop names its entity
         pos = 0
         for s in t.segments:
-            piece = t.response_ids[pos:pos + s.n_tokens]
+            piece = t.response_ids[pos : pos + s.n_tokens]
             if s.role == "policy":
-                assert piece == ids(tok, s.text) and t.loss_mask[pos:pos + s.n_tokens] == [1] * s.n_tokens
+                assert piece == ids(tok, s.text) and t.loss_mask[pos : pos + s.n_tokens] == [1] * s.n_tokens
             else:
-                assert s.text.startswith(prompts.OBSERVATION_OPEN) and set(t.loss_mask[pos:pos + s.n_tokens]) == {0}
+                assert s.text.startswith(prompts.OBSERVATION_OPEN) and set(t.loss_mask[pos : pos + s.n_tokens]) == {0}
             pos += s.n_tokens
         assert pos == len(t.response_ids)
         for h, obs in zip(hops, [s.text for s in t.segments if s.role == "env"]):
@@ -67,8 +67,13 @@ def test_demonstrations_follow_the_protocol_with_exact_masks(tok, bm25, question
 def test_a_demonstration_whose_observation_misses_the_hop_answer_is_rejected(tok, bm25, questions):
     single = questions[0]
     wrong_hop = [{**single.meta["hops"][0], "answer": "Qwixotlan"}]  # no passage names it
-    bad = replace(single, id="bad", question=single.question.replace("?", " (really)?"), golden_answers=["Qwixotlan"],
-                  meta={**single.meta, "hops": wrong_hop})
+    bad = replace(
+        single,
+        id="bad",
+        question=single.question.replace("?", " (really)?"),
+        golden_answers=["Qwixotlan"],
+        meta={**single.meta, "hops": wrong_hop},
+    )
     kept, rejected = demonstrations(tok, bm25, [bad, questions[1]], CFG, k=3)
     assert rejected == 1 and [t.question for t in kept] == [questions[1].question]
     # cut observations to nothing but the frame: every demonstration now misses its answer
@@ -77,15 +82,30 @@ def test_a_demonstration_whose_observation_misses_the_hop_answer_is_rejected(tok
 
 
 def test_sft_lowers_the_nll_of_the_demonstrations_and_saves_a_loadable_model(tmp_path):
-    out = warm_start("tiny-random", tmp_path / "warm", n_examples=6, steps=8, lr=3e-3, batch_size=3, k=3, seed=0,
-                     rollout_cfg=CFG, micro_batch=2)
+    out = warm_start(
+        "tiny-random",
+        tmp_path / "warm",
+        n_examples=6,
+        steps=8,
+        lr=3e-3,
+        batch_size=3,
+        k=3,
+        seed=0,
+        rollout_cfg=CFG,
+        micro_batch=2,
+    )
     stats = json.loads((out / "warmstart.json").read_text())
     demos = read_jsonl(out / "demonstrations.jsonl")
     assert stats["demonstrations"] == len(demos) == 6
     model, tokenizer = load_model(str(out))
     base, _ = load_model("tiny-random")
-    before, after = policy_nll(_lm(base), demos, tokenizer.pad_token_id), policy_nll(_lm(model), demos, tokenizer.pad_token_id)
-    assert before == pytest.approx(stats["nll_before"], rel=1e-4) and after == pytest.approx(stats["nll_after"], rel=1e-4)
+    before, after = (
+        policy_nll(_lm(base), demos, tokenizer.pad_token_id),
+        policy_nll(_lm(model), demos, tokenizer.pad_token_id),
+    )
+    assert before == pytest.approx(stats["nll_before"], rel=1e-4) and after == pytest.approx(
+        stats["nll_after"], rel=1e-4
+    )
     assert after < before - 1.0  # random weights: ~ln(49152) = 10.8 nats per token before
     with pytest.raises(UserError, match="already exists"):
         warm_start("tiny-random", out, n_examples=1, steps=1, rollout_cfg=CFG)

@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from test_rollout_masks import RecordingEngine, check_invariants
 
 from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
 from zerosearch.generation.hf import HFGenerator
 from zerosearch.models import load_model
 from zerosearch.rollout import run_rollouts
-
-from test_rollout_masks import RecordingEngine, check_invariants
 
 EXAMPLES = [QAExample("a", "Where is Paris", ["France"]), QAExample("b", "Who painted the Guernica mural", ["Picasso"])]
 # Random weights never close a tag: every turn runs out of its 6 tokens, gets the invalid-action message and

@@ -60,7 +60,10 @@ class RecordingEngine(SearchEngine):
     def _search(self, requests):
         self.calls.append(list(requests))
         return [
-            [Document(text=" ".join([f"{r.question}|{','.join(r.answers)}"] * self.words), title=f"T{i}") for i in range(r.k)]
+            [
+                Document(text=" ".join([f"{r.question}|{','.join(r.answers)}"] * self.words), title=f"T{i}")
+                for i in range(r.k)
+            ]
             for r in requests
         ]
 
@@ -70,7 +73,11 @@ def ids(tok, text):
 
 
 def obs_piece(tok, docs):
-    return ids(tok, prompts.OBSERVATION_OPEN) + ids(tok, prompts.format_documents(docs)) + ids(tok, prompts.OBSERVATION_CLOSE)
+    return (
+        ids(tok, prompts.OBSERVATION_OPEN)
+        + ids(tok, prompts.format_documents(docs))
+        + ids(tok, prompts.OBSERVATION_CLOSE)
+    )
 
 
 def docs_for(q, golds, k, words=3):
@@ -106,7 +113,9 @@ Q1 = QAExample("q1", "Who wrote Hamlet", ["Shakespeare"])
 
 
 def test_answer_at_once(tok):
-    (t,), policy, engine = run(tok, {Q1.question: ["<think>easy</think> <answer> William Shakespeare </answer> junk"]}, [Q1])
+    (t,), policy, engine = run(
+        tok, {Q1.question: ["<think>easy</think> <answer> William Shakespeare </answer> junk"]}, [Q1]
+    )
     turn = "<think>easy</think> <answer> William Shakespeare </answer>"
     assert t.response_ids == ids(tok, turn) and t.loss_mask == [1] * len(t.response_ids)
     assert t.prompt_ids == encode_text(tok, chat_prompt(tok, prompts.policy_prompt(Q1.question)))
@@ -158,14 +167,20 @@ def test_observation_truncation_keeps_the_information_frame(tok):
     engine = RecordingEngine(words_per_doc=40)
     (t,), _, _ = run(tok, {Q1.question: turns}, [Q1], engine=engine, cfg={"max_obs_tokens": 150})
     docs = docs_for(Q1.question, Q1.golden_answers, 2, words=40)
-    open_, close, body = ids(tok, prompts.OBSERVATION_OPEN), ids(tok, prompts.OBSERVATION_CLOSE), ids(tok, prompts.format_documents(docs))
+    open_, close, body = (
+        ids(tok, prompts.OBSERVATION_OPEN),
+        ids(tok, prompts.OBSERVATION_CLOSE),
+        ids(tok, prompts.format_documents(docs)),
+    )
     assert len(open_) + len(body) + len(close) > 150  # the full observation would not fit
     first = open_ + body[: 150 - len(open_) - len(close)] + close
     p = [ids(tok, x) for x in turns]
     # the first observation fills the budget; the second no longer fits even empty: context is full
     assert t.response_ids == p[0] + first + p[1]
     assert t.loss_mask == [1] * len(p[0]) + [0] * 150 + [1] * len(p[1])
-    assert t.segments[1].text.startswith(prompts.OBSERVATION_OPEN) and t.segments[1].text.endswith(prompts.OBSERVATION_CLOSE)
+    assert t.segments[1].text.startswith(prompts.OBSERVATION_OPEN) and t.segments[1].text.endswith(
+        prompts.OBSERVATION_CLOSE
+    )
     assert t.stop_reason == "context_full"
 
 
@@ -186,7 +201,12 @@ def test_a_batch_that_finishes_at_different_turns_keeps_each_trajectory_its_own_
     script = {
         "Where is Paris": ["<answer> France </answer>"],  # done at turn 1
         "Who painted Guernica": ["hmm", "<search> guernica painter </search>", "<answer> Picasso </answer>"],
-        "What is H2O": ["<search> h2o </search>", "no idea", "<search> water formula </search>", "<answer> water </answer>"],
+        "What is H2O": [
+            "<search> h2o </search>",
+            "no idea",
+            "<search> water formula </search>",
+            "<answer> water </answer>",
+        ],
     }
     trajs, policy, engine = run(tok, script, ex, n=1)
     assert [t.stop_reason for t in trajs] == ["answer"] * 3 and [t.n_turns for t in trajs] == [1, 3, 4]

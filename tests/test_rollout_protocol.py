@@ -26,8 +26,25 @@ def test_hand_checked_cases():
     assert parse_action("<search> Zürich 東京 🙂 </search>") == Action("search", "Zürich 東京 🙂")
 
 
-TAGS = ["<search>", "</search>", "<answer>", "</answer>", "<search", "search>", "</", "<", ">", "<<search>>",
-        "<information>", "</information>", "<think>", "</think>", "<SEARCH>", "\n", " "]
+TAGS = [
+    "<search>",
+    "</search>",
+    "<answer>",
+    "</answer>",
+    "<search",
+    "search>",
+    "</",
+    "<",
+    ">",
+    "<<search>>",
+    "<information>",
+    "</information>",
+    "<think>",
+    "</think>",
+    "<SEARCH>",
+    "\n",
+    " ",
+]
 pieces = st.one_of(st.sampled_from(TAGS), st.text(max_size=12))
 adversarial = st.lists(pieces, max_size=30).map("".join)
 ALPHABET = "ab xyz?.\n\t\u00e9\u00fc\u6771\u4eac\U0001f642\u200b\x00\ufffd"
@@ -58,8 +75,10 @@ def test_never_raises_on_100k_seeded_adversarial_strings(seed, cap):
     generation costs ~1 ms an example; this keeps 100k strings to seconds, and a failure still shrinks to a seed)."""
     rng = random.Random(seed)
     for _ in range(100):
-        parts = [rng.choice(TAGS) if rng.random() < 0.5 else "".join(rng.choices(ALPHABET, k=rng.randint(0, 8)))
-                 for _ in range(rng.randint(0, 24))]
+        parts = [
+            rng.choice(TAGS) if rng.random() < 0.5 else "".join(rng.choices(ALPHABET, k=rng.randint(0, 8)))
+            for _ in range(rng.randint(0, 24))
+        ]
         check("".join(parts), cap)
 
 

@@ -24,17 +24,32 @@ def url(bm25):
 
 
 def test_search_and_retrieve_shapes(url):
-    r = httpx.post(f"{url}/search", json={"requests": [{"query": "glassworks workers", "k": 2}, {"query": "trout fishing"}]})
+    r = httpx.post(
+        f"{url}/search", json={"requests": [{"query": "glassworks workers", "k": 2}, {"query": "trout fishing"}]}
+    )
     assert r.status_code == 200
     results = r.json()["results"]
     assert [len(x) for x in results] == [2, 5]
-    assert results[0][0] == {"id": "p4", "title": "Kessel Glassworks", "text": "The Kessel Glassworks employed four hundred workers in 1920.", "score": pytest.approx(results[0][0]["score"])}
-    r = httpx.post(f"{url}/retrieve", json={"queries": ["glassworks workers", "trout fishing"], "topk": 2, "return_scores": True})
+    assert results[0][0] == {
+        "id": "p4",
+        "title": "Kessel Glassworks",
+        "text": "The Kessel Glassworks employed four hundred workers in 1920.",
+        "score": pytest.approx(results[0][0]["score"]),
+    }
+    r = httpx.post(
+        f"{url}/retrieve", json={"queries": ["glassworks workers", "trout fishing"], "topk": 2, "return_scores": True}
+    )
     hit = r.json()["result"][0][0]
-    assert hit["document"] == {"id": "p4", "contents": "Kessel Glassworks\nThe Kessel Glassworks employed four hundred workers in 1920."}
+    assert hit["document"] == {
+        "id": "p4",
+        "contents": "Kessel Glassworks\nThe Kessel Glassworks employed four hundred workers in 1920.",
+    }
     assert hit["score"] > 0 and len(r.json()["result"][1]) == 2
     r = httpx.post(f"{url}/retrieve", json={"queries": ["trout fishing"]})
-    assert len(r.json()["result"][0]) == 3 and set(r.json()["result"][0][0]) == {"id", "contents"}  # Search-R1 default topk
+    assert len(r.json()["result"][0]) == 3 and set(r.json()["result"][0][0]) == {
+        "id",
+        "contents",
+    }  # Search-R1 default topk
 
 
 MALFORMED = [
@@ -100,8 +115,12 @@ def test_token_guards_every_route_but_health(bm25):
     with running_server(create_app(bm25, token="s3cret")) as url:
         body = {"requests": [{"query": "trout"}]}
         assert httpx.get(f"{url}/health").status_code == 200
-        for r in (httpx.post(f"{url}/search", json=body), httpx.post(f"{url}/retrieve", json={"queries": ["x"]}),
-                  httpx.get(f"{url}/metrics"), httpx.post(f"{url}/search", json=body, headers={"Authorization": "Bearer wrong"})):
+        for r in (
+            httpx.post(f"{url}/search", json=body),
+            httpx.post(f"{url}/retrieve", json={"queries": ["x"]}),
+            httpx.get(f"{url}/metrics"),
+            httpx.post(f"{url}/search", json=body, headers={"Authorization": "Bearer wrong"}),
+        ):
             assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
         assert httpx.post(f"{url}/search", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
 

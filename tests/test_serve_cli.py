@@ -13,7 +13,20 @@ def test_serve_command_with_token(tmp_path):
     corpus = write_corpus(tmp_path / "corpus.jsonl")
     port = free_port()
     env = {**os.environ, "ZEROSEARCH_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-c", "from zerosearch.cli import main; main()", "serve", "--engine", "bm25", "--corpus", str(corpus), "--port", str(port), "--token", "T0K"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from zerosearch.cli import main; main()",
+        "serve",
+        "--engine",
+        "bm25",
+        "--corpus",
+        str(corpus),
+        "--port",
+        str(port),
+        "--token",
+        "T0K",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -36,6 +49,15 @@ def test_serve_command_with_token(tmp_path):
 
 
 def test_serve_rejects_bad_flags_cleanly(tmp_path):
-    cmd = [sys.executable, "-c", "from zerosearch.cli import main; main()", "serve", "--corpus", str(tmp_path / "none.jsonl")]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "ZEROSEARCH_CACHE": str(tmp_path / "c")})
+    cmd = [
+        sys.executable,
+        "-c",
+        "from zerosearch.cli import main; main()",
+        "serve",
+        "--corpus",
+        str(tmp_path / "none.jsonl"),
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "ZEROSEARCH_CACHE": str(tmp_path / "c")}
+    )
     assert out.returncode == 2 and "none.jsonl" in out.stderr and "Traceback" not in out.stderr

@@ -31,19 +31,79 @@ def _ok(args):
 def test_the_five_stages_run_end_to_end_from_the_cli(tmp_path):
     corpus, questions = tmp_path / "corpus.jsonl", tmp_path / "questions.jsonl"
     corpus.write_text("".join(json.dumps({"id": i, "contents": c}) + "\n" for i, c in CORPUS))
-    questions.write_text("".join(json.dumps({"id": i, "question": q, "golden_answers": [a]}) + "\n" for i, q, a in QUESTIONS))
+    questions.write_text(
+        "".join(json.dumps({"id": i, "question": q, "golden_answers": [a]}) + "\n" for i, q, a in QUESTIONS)
+    )
     run = tmp_path / "run"
-    _ok(["sft", "collect", "--queries", "oracle", "--data", str(questions), "--corpus", str(corpus), "--k", "2",
-         "--out", str(run / "interactions.jsonl")])
+    _ok(
+        [
+            "sft",
+            "collect",
+            "--queries",
+            "oracle",
+            "--data",
+            str(questions),
+            "--corpus",
+            str(corpus),
+            "--k",
+            "2",
+            "--out",
+            str(run / "interactions.jsonl"),
+        ]
+    )
     assert json.loads((run / "interactions.stats.json").read_text())["questions"] == 6
     _ok(["sft", "judge", "-i", str(run / "interactions.jsonl"), "--out", str(run / "judged.jsonl")])
     assert json.loads((run / "judged.stats.json").read_text())["interactions"] == 6
-    _ok(["sft", "build", "-i", str(run / "judged.jsonl"), "--out", str(run / "data"), "--balance", "0", "--val-fraction", "0.34"])
+    _ok(
+        [
+            "sft",
+            "build",
+            "-i",
+            str(run / "judged.jsonl"),
+            "--out",
+            str(run / "data"),
+            "--balance",
+            "0",
+            "--val-fraction",
+            "0.34",
+        ]
+    )
     stats = json.loads((run / "data" / "stats.json").read_text())
     assert stats["train"]["examples"] + stats["validation"]["examples"] == 6 and stats["validation"]["examples"] == 2
-    _ok(["sft", "train", "--model", "tiny-random", "--data", str(run / "data"), "--out", str(run / "model"), "--steps", "1",
-         "--set", "eval_every=0"])
-    out = _ok(["sft", "grade", "--simulator", "tiny-random:fewshot", "--simulator", f"{run / 'model'}:sft",
-               "--data", str(run / "data"), "--out", str(run / "grade"), "--max-new-tokens", "8"])
+    _ok(
+        [
+            "sft",
+            "train",
+            "--model",
+            "tiny-random",
+            "--data",
+            str(run / "data"),
+            "--out",
+            str(run / "model"),
+            "--steps",
+            "1",
+            "--set",
+            "eval_every=0",
+        ]
+    )
+    out = _ok(
+        [
+            "sft",
+            "grade",
+            "--simulator",
+            "tiny-random:fewshot",
+            "--simulator",
+            f"{run / 'model'}:sft",
+            "--data",
+            str(run / "data"),
+            "--out",
+            str(run / "grade"),
+            "--max-new-tokens",
+            "8",
+        ]
+    )
     assert "| tiny-random:fewshot | fewshot |" in out and f"| {run / 'model'}:sft | sft |" in out
-    assert set(json.loads((run / "grade" / "report.json").read_text())) == {"tiny-random:fewshot", f"{run / 'model'}:sft"}
+    assert set(json.loads((run / "grade" / "report.json").read_text())) == {
+        "tiny-random:fewshot",
+        f"{run / 'model'}:sft",
+    }

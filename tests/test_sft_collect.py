@@ -15,9 +15,18 @@ CORPUS = [
 ]
 QUESTIONS = [
     QAExample("q1", "Who founded Harrow Lake Observatory?", ["Ilse Varnum"], "toy"),
-    QAExample("q2", "Where was the founder of Harrow Lake Observatory born?", ["Kestrel Bay"], "toy", meta={
-        "hops": [{"question": "Who founded Harrow Lake Observatory?", "answer": "Ilse Varnum"},
-                 {"question": "Where was Ilse Varnum born?", "answer": "Kestrel Bay"}]}),
+    QAExample(
+        "q2",
+        "Where was the founder of Harrow Lake Observatory born?",
+        ["Kestrel Bay"],
+        "toy",
+        meta={
+            "hops": [
+                {"question": "Who founded Harrow Lake Observatory?", "answer": "Ilse Varnum"},
+                {"question": "Where was Ilse Varnum born?", "answer": "Kestrel Bay"},
+            ]
+        },
+    ),
     QAExample("q3", "What is the Amber Coast known for?", ["cliffs"], "toy"),
 ]
 
@@ -32,7 +41,9 @@ def engine(tmp_path_factory):
 def test_oracle_queries_are_the_question_then_distinct_hops():
     assert oracle_queries(QUESTIONS[0]) == ["Who founded Harrow Lake Observatory?"]
     assert oracle_queries(QUESTIONS[1]) == [
-        "Where was the founder of Harrow Lake Observatory born?", "Who founded Harrow Lake Observatory?", "Where was Ilse Varnum born?",
+        "Where was the founder of Harrow Lake Observatory born?",
+        "Who founded Harrow Lake Observatory?",
+        "Where was Ilse Varnum born?",
     ]
 
 
@@ -67,7 +78,17 @@ def test_agent_collection_runs_real_rollouts(engine, tmp_path):
     model, tokenizer = load_model("tiny-random")
     out = tmp_path / "agent.jsonl"
     cfg = RolloutConfig(max_turns=2, max_turn_tokens=8, temperature=1.0)
-    collect(QUESTIONS[:2], engine, out, source="agent", generator=HFGenerator(model, tokenizer), rollout_cfg=cfg, samples=2, k=2, progress=False)
+    collect(
+        QUESTIONS[:2],
+        engine,
+        out,
+        source="agent",
+        generator=HFGenerator(model, tokenizer),
+        rollout_cfg=cfg,
+        samples=2,
+        k=2,
+        progress=False,
+    )
     rows = read_records(out)
     # A random model rarely searches: each question still has at least one record, so a rerun skips it.
     assert {r["question_id"] for r in rows} == {"q1", "q2"}

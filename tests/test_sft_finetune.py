@@ -14,7 +14,11 @@ def _example(i: int, mode: str) -> dict:
     return {
         "prompt": [{"role": "system", "content": ""}, {"role": "user", "content": user}],
         "completion": [{"role": "assistant", "content": docs}],
-        "mode": mode, "question_id": f"q{i}", "question": f"question {i}?", "golden_answers": [f"answer{i}"], "query": f"query {i}",
+        "mode": mode,
+        "question_id": f"q{i}",
+        "question": f"question {i}?",
+        "golden_answers": [f"answer{i}"],
+        "query": f"query {i}",
     }
 
 
@@ -22,13 +26,17 @@ def _example(i: int, mode: str) -> dict:
 def data_dir(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
-    (d / "train.jsonl").write_text("".join(json.dumps(_example(i, ("useful", "noisy")[i % 2])) + "\n" for i in range(6)))
+    (d / "train.jsonl").write_text(
+        "".join(json.dumps(_example(i, ("useful", "noisy")[i % 2])) + "\n" for i in range(6))
+    )
     (d / "validation.jsonl").write_text(json.dumps(_example(9, "useful")) + "\n")
     return d
 
 
 def test_loss_is_on_the_assistant_turn_only(data_dir, tmp_path):
-    trainer = make_trainer(SFTConfig(model="tiny-random", data=str(data_dir), out=str(tmp_path / "m"), steps=1), progress=False)
+    trainer = make_trainer(
+        SFTConfig(model="tiny-random", data=str(data_dir), out=str(tmp_path / "m"), steps=1), progress=False
+    )
     row = trainer.train_dataset[0]
     ids, labels = row["input_ids"], row["labels"]  # -100 = no loss
     tokenizer = trainer.processing_class
@@ -40,7 +48,16 @@ def test_loss_is_on_the_assistant_turn_only(data_dir, tmp_path):
 
 def test_finetune_saves_a_loadable_model_and_resumes(data_dir, tmp_path):
     out = tmp_path / "model"
-    cfg = SFTConfig(model="tiny-random", data=str(data_dir), out=str(out), steps=2, batch_size=2, save_every=1, eval_every=2, lr=1e-3)
+    cfg = SFTConfig(
+        model="tiny-random",
+        data=str(data_dir),
+        out=str(out),
+        steps=2,
+        batch_size=2,
+        save_every=1,
+        eval_every=2,
+        lr=1e-3,
+    )
     stats = finetune(cfg, progress=False)
     assert stats["steps"] == 2 and stats["resumed_from"] is None and stats["eval_loss"] is not None
     assert (out / "train_stats.json").exists() and (out / "checkpoints" / "checkpoint-2").is_dir()
@@ -53,7 +70,10 @@ def test_finetune_saves_a_loadable_model_and_resumes(data_dir, tmp_path):
 
 def test_lora_is_merged_before_saving(data_dir, tmp_path):
     out = tmp_path / "lora"
-    finetune(SFTConfig(model="tiny-random", data=str(data_dir), out=str(out), steps=1, lora_r=4, eval_every=0), progress=False)
+    finetune(
+        SFTConfig(model="tiny-random", data=str(data_dir), out=str(out), steps=1, lora_r=4, eval_every=0),
+        progress=False,
+    )
     assert not (out / "adapter_config.json").exists()
     model, _ = load_model(str(out))
     assert not any("lora" in name for name, _ in model.named_parameters())

@@ -32,11 +32,16 @@ def _items(tmp_path):
     rows = []
     for q, a in (("A", "alpha"), ("B", "bravo"), ("C", "query")):
         user = prompts.simulator_sft_prompt(f"query {q}", f"question {q}?", [a], "useful")
-        rows.append({
-            "prompt": [{"role": "system", "content": ""}, {"role": "user", "content": user}],
-            "completion": [{"role": "assistant", "content": f"Doc 1: fact 1 is {a}"}],
-            "question": f"question {q}?", "golden_answers": [a], "query": f"query {q}", "mode": "useful",
-        })
+        rows.append(
+            {
+                "prompt": [{"role": "system", "content": ""}, {"role": "user", "content": user}],
+                "completion": [{"role": "assistant", "content": f"Doc 1: fact 1 is {a}"}],
+                "question": f"question {q}?",
+                "golden_answers": [a],
+                "query": f"query {q}",
+                "mode": "useful",
+            }
+        )
     rows.append(rows[0])  # the same query twice is graded once
     (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return load_items(tmp_path)

@@ -21,8 +21,13 @@ app = typer.Typer(
 )
 
 # Shared options: one override mechanism for every command (see zerosearch/config.py).
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML recipe (a path, or a name in configs/: tiny, paper)")]
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value (repeatable)")]
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="YAML recipe (a path, or a name of a shipped recipe: tiny, paper)"),
+]
+SetOption = Annotated[
+    Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value (repeatable)")
+]
 
 
 @app.command()
@@ -32,7 +37,9 @@ def curriculum(
     p_end: Annotated[float, typer.Option(help="p_e")] = 0.5,
     base: Annotated[float, typer.Option(help="b of Eq. 1")] = 4.0,
     schedule: Annotated[str, typer.Option(help="exponential | linear | constant")] = "exponential",
-    as_json: Annotated[bool, typer.Option("--json", help="print the per-step probabilities for steps 0..steps as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the per-step probabilities for steps 0..steps as JSON")
+    ] = False,
 ):
     """Print the noise curriculum (Eq. 1 of the paper): P(noisy documents) per training step."""
     from zerosearch.curriculum import schedule as make_schedule

@@ -1,4 +1,4 @@
-"""Plain dataclass configs: defaults in code, recipes in `configs/*.yaml`, overrides from the command line.
+"""Plain dataclass configs: defaults in code, recipes in `zerosearch/recipes/*.yaml`, overrides from the command line.
 
 One mechanism for every command: `--config FILE` loads a YAML recipe and `--set section.field=value`
 (repeatable) overrides any field; a command's typed flags are shorthands for the same overrides.
@@ -23,6 +23,13 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config value is wrong; the message names the field and the value."""
+
+
+RECIPES = Path(__file__).parent / "recipes"  # package data: present in wheels and non-editable installs
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
 def cache_dir() -> Path:
@@ -59,9 +66,13 @@ def _probability(section: str, obj: Any, *names: str) -> None:
 
 @dataclass
 class ModelConfig:
-    spec: str = _help("hub id, local directory, or bundled alias (smollm2-135m, gemma3-270m, tiny-random)", "smollm2-135m")
+    spec: str = _help(
+        "hub id, local directory, or bundled alias (smollm2-135m, gemma3-270m, tiny-random)", "smollm2-135m"
+    )
     dtype: str = _help("fp32 | bf16 | fp16", "fp32")
-    backend: str = _help("hf (in-process transformers) | openai (an OpenAI-compatible server: vLLM, SGLang, llama.cpp)", "hf")
+    backend: str = _help(
+        "hf (in-process transformers) | openai (an OpenAI-compatible server: vLLM, SGLang, llama.cpp)", "hf"
+    )
     base_url: str = _help("OpenAI-compatible server URL(s), comma-separated, for backend=openai", "")
     api_model: str = _help("model name the server knows, for backend=openai (default: spec)", "")
 
@@ -78,15 +89,21 @@ class EngineConfig:
     k: int = _help("documents per search", 5)
     corpus: str = _help("corpus jsonl for bm25/dense (or mini-world:corpus)", "mini-world:corpus")
     simulator_model: str = _help("model spec of the simulator", "smollm2-135m")
-    simulator_prompt: str = _help("sft (the exact prompt of the released simulators) | fewshot (any instruct model)", "fewshot")
+    simulator_prompt: str = _help(
+        "sft (the exact prompt of the released simulators) | fewshot (any instruct model)", "fewshot"
+    )
     simulator_max_tokens: int = _help("completion tokens per simulator call", 256)
-    simulator_base_url: str = _help("OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", "")
+    simulator_base_url: str = _help(
+        "OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", ""
+    )
     embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
     urls: str = _help("server URL(s), comma-separated, for remote/web engines", "")
     web_provider: str = _help("serper | serpapi, for the web engine", "serper")
     cache: str = _help("off | read-write | replay-only", "off")
     cache_path: str = _help("sqlite file of the engine cache (default: in the cache directory)", "")
-    real_engine: str = _help("engine that mixed routes to with probability p_real (bm25 | dense | web | remote)", "bm25")
+    real_engine: str = _help(
+        "engine that mixed routes to with probability p_real (bm25 | dense | web | remote)", "bm25"
+    )
     p_real: float = _help("mixed: probability that a call goes to the real engine", 0.0)
     timeout_s: float = _help("HTTP timeout for remote/web engines", 30.0)
     retries: int = _help("bounded retries for remote/web engines", 3)
@@ -111,7 +128,9 @@ class RolloutConfig:
     top_p: float = _help("nucleus sampling", 0.95)
 
     def __post_init__(self):
-        _positive("rollout", self, "max_turns", "max_turn_tokens", "max_obs_tokens", "max_context_tokens", "max_query_chars")
+        _positive(
+            "rollout", self, "max_turns", "max_turn_tokens", "max_obs_tokens", "max_context_tokens", "max_query_chars"
+        )
         _positive("rollout", self, "temperature", zero_ok=True)
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"rollout.top_p must be in (0, 1], got {self.top_p!r}")
@@ -119,7 +138,9 @@ class RolloutConfig:
 
 @dataclass
 class CurriculumConfig:
-    schedule: str = _help("exponential (Eq. 1) | linear | constant (the paper's Random ablation, p = p_end)", "exponential")
+    schedule: str = _help(
+        "exponential (Eq. 1) | linear | constant (the paper's Random ablation, p = p_end)", "exponential"
+    )
     p_start: float = _help("noise probability at step 0 (p_s)", 0.0)
     p_end: float = _help("noise probability at the last step (p_e)", 0.5)
     base: float = _help("b of Eq. 1", 4.0)
@@ -141,7 +162,9 @@ class RLConfig:
     warmup_steps: int = _help("linear learning-rate warm-up", 0)
     epochs: int = _help("passes of clipped updates over each step's rollouts", 1)
     micro_batch: int = _help("trajectories per forward/backward", 4)
-    mini_batch: int = _help("trajectories per optimizer step (0 = all of a step's trajectories: one update per epoch)", 0)
+    mini_batch: int = _help(
+        "trajectories per optimizer step (0 = all of a step's trajectories: one update per epoch)", 0
+    )
     mixed_precision: str = _help("auto (bf16 where the GPU supports it, else fp32) | no | bf16 | fp16", "auto")
     clip: float = _help("PPO clip range", 0.2)
     dual_clip: float = _help("dual-clip constant c (> 1), 0 disables", 0.0)
@@ -168,7 +191,9 @@ class RLConfig:
         _positive("rl", self, "steps", "prompts_per_step", "samples_per_prompt", "lr", "epochs", "micro_batch", "clip")
         _positive("rl", self, "kl_coef", "entropy_coef", "warmup_steps", "lora_r", "max_grad_norm", zero_ok=True)
         if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
-            raise ConfigError(f"rl.samples_per_prompt must be >= 2 for {self.algo} (group baseline), got {self.samples_per_prompt}")
+            raise ConfigError(
+                f"rl.samples_per_prompt must be >= 2 for {self.algo} (group baseline), got {self.samples_per_prompt}"
+            )
 
 
 @dataclass
@@ -188,7 +213,9 @@ class TrainConfig:
     log_wandb: bool = _help("also log to Weights & Biases", False)
     progress: bool = _help("show a progress bar", True)
     save_trajectories: bool = _help("write each step's trajectories to RUN/trajectories/", True)
-    simulator_shares_policy: bool = _help("simulator = the policy's own weights (saves memory; default: a separate model)", False)
+    simulator_shares_policy: bool = _help(
+        "simulator = the policy's own weights (saves memory; default: a separate model)", False
+    )
     on_collapse: str = _help("stop | rollback (to the last checkpoint, with a lower lr) | off", "stop")
     rollback_lr_factor: float = _help("learning-rate multiplier applied at each rollback", 0.5)
     max_rollbacks: int = _help("rollbacks before the run stops", 3)
@@ -292,15 +319,19 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
 
 
-def load_config(cls: type, path: str | Path | None = None, overrides: list[str] | None = None, flags: dict | None = None) -> Any:
+def load_config(
+    cls: type, path: str | Path | None = None, overrides: list[str] | None = None, flags: dict | None = None
+) -> Any:
     """Defaults < YAML file < `--set` overrides < typed flags (dotted names; None means not given)."""
     data: dict = {}
     if path:
         path = Path(path)
-        if not path.exists() and (Path(__file__).parent.parent / "configs" / f"{path}.yaml").exists():
-            path = Path(__file__).parent.parent / "configs" / f"{path}.yaml"  # `--config tiny`
+        if not path.exists() and (RECIPES / f"{path}.yaml").exists():
+            path = RECIPES / f"{path}.yaml"  # `--config tiny`
         if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(
+                f"config file not found: {path} (recipes shipped with zerosearch: {', '.join(recipe_names())})"
+            )
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config file must hold a mapping, got {type(loaded).__name__}")

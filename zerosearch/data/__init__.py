@@ -22,7 +22,7 @@ def resolve(spec: str | Path) -> Path:
     spec = str(spec)
     if not spec.startswith(MINI_WORLD):
         return Path(spec).expanduser()
-    part = spec[len(MINI_WORLD):]
+    part = spec[len(MINI_WORLD) :]
     if part not in MINI_WORLD_FILES:
         raise DataError(f"unknown spec {spec!r}: use one of {', '.join(MINI_WORLD + p for p in MINI_WORLD_FILES)}")
     from zerosearch.data.miniworld import cached
@@ -30,8 +30,9 @@ def resolve(spec: str | Path) -> Path:
     return cached("small", 0) / MINI_WORLD_FILES[part]
 
 
-def load_questions(spec: str | Path, data_source: str | None = None, limit: int | None = None,
-                   seed: int = 0) -> list[QAExample]:
+def load_questions(
+    spec: str | Path, data_source: str | None = None, limit: int | None = None, seed: int = 0
+) -> list[QAExample]:
     """Questions from a file in any supported format or `mini-world:train|test`; optionally only those of one
     `data_source`, and a seeded random subset of `limit` of them (kept in file order)."""
     if str(spec) == MINI_WORLD + "corpus":
@@ -56,7 +57,7 @@ def resolve_corpus(spec: str | Path) -> Path:
         raise DataError(f"{spec} is a question set, not a corpus: use mini-world:corpus")
     path = resolve(spec)
     if path.suffix != ".jsonl":
-        raise DataError(f"{path}: a corpus is a .jsonl file of {{\"id\", \"contents\"}} lines")
+        raise DataError(f'{path}: a corpus is a .jsonl file of {{"id", "contents"}} lines')
     if not path.is_file():
         raise DataError(f"{path}: no such corpus file")
     n, row = next(iter_jsonl(path), (1, {}))  # the first line tells a corpus from a QA file

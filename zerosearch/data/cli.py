@@ -15,13 +15,16 @@ data_app = typer.Typer(help="Datasets: build the mini-world, inspect and convert
 
 @data_app.command()
 def build(
-    out: Annotated[Optional[Path], typer.Option(help="output directory (default: the cache, where mini-world:* specs look)")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="output directory (default: the cache, where mini-world:* specs look)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="world seed: same seed, same files byte for byte")] = 0,
     size: Annotated[str, typer.Option(help="small | medium | large")] = "small",
 ):
     """Generate the mini-world: corpus.jsonl, train/test as parquet and jsonl, stats.json."""
     from zerosearch.data import DataError
-    from zerosearch.data.miniworld import SIZES, build as build_world, cached
+    from zerosearch.data.miniworld import SIZES, cached
+    from zerosearch.data.miniworld import build as build_world
 
     if size not in SIZES:
         raise DataError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
@@ -35,8 +38,10 @@ def build(
     print(f"  corpus: {stats['corpus']['passages']} passages, {stats['corpus']['words']['mean']} words on average")
     for name in ("train", "test"):
         types = ", ".join(f"{t} {n}" for t, n in q[name].items() if t != "total")
-        print(f"  {name}: {q[name]['total']} questions ({types}); oracle hop recall@5 "
-              f"{stats['oracle_hop_recall@5'][name]:.3f}; answers in support {stats['answers_in_support'][name]:.3f}")
+        print(
+            f"  {name}: {q[name]['total']} questions ({types}); oracle hop recall@5 "
+            f"{stats['oracle_hop_recall@5'][name]:.3f}; answers in support {stats['answers_in_support'][name]:.3f}"
+        )
 
 
 def _inspect_corpus(path: Path, n: int) -> None:
@@ -44,15 +49,19 @@ def _inspect_corpus(path: Path, n: int) -> None:
 
     passages = load(path)  # names the file and line of a bad row
     words = [len(f"{p.title or ''} {p.text}".split()) for p in passages]
-    print(f"{path}: corpus of {len(passages)} passages, {statistics.mean(words):.1f} words on average "
-          f"(min {min(words)}, max {max(words)})")
+    print(
+        f"{path}: corpus of {len(passages)} passages, {statistics.mean(words):.1f} words on average "
+        f"(min {min(words)}, max {max(words)})"
+    )
     for p in passages[:n]:
         print(f"  [{p.id}] {(p.title or '') + chr(10) + p.text!r:.300}")
 
 
 @data_app.command()
 def inspect(
-    file: Annotated[str, typer.Argument(help="a QA file (.parquet, .jsonl, .csv), a corpus .jsonl, or mini-world:train|test|corpus")],
+    file: Annotated[
+        str, typer.Argument(help="a QA file (.parquet, .jsonl, .csv), a corpus .jsonl, or mini-world:train|test|corpus")
+    ],
     n: Annotated[int, typer.Option(help="examples to show")] = 3,
 ):
     """Print counts (per data source, per question type) and a few examples."""
@@ -70,8 +79,10 @@ def inspect(
             return _inspect_corpus(resolve_corpus(path), n)
     examples = load_questions(path)
     print(f"{path}: {len(examples)} questions")
-    for label, counts in (("data_source", Counter(ex.data_source for ex in examples)),
-                          ("type", Counter(ex.meta["type"] for ex in examples if "type" in ex.meta))):
+    for label, counts in (
+        ("data_source", Counter(ex.data_source for ex in examples)),
+        ("type", Counter(ex.meta["type"] for ex in examples if "type" in ex.meta)),
+    ):
         if counts:
             print(f"  by {label}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     print(f"  answers per question: {statistics.mean(len(ex.golden_answers) for ex in examples):.2f} on average")
@@ -82,9 +93,16 @@ def inspect(
 
 @data_app.command()
 def convert(
-    src: Annotated[str, typer.Argument(metavar="IN", help="a QA file in any supported format, or mini-world:train|test")],
-    dst: Annotated[Path, typer.Argument(metavar="OUT", help="output file; the format follows the extension (.parquet, .jsonl, .csv)")],
-    split: Annotated[str, typer.Option(help="extra_info.split written to a parquet file (where the input has none)")] = "test",
+    src: Annotated[
+        str, typer.Argument(metavar="IN", help="a QA file in any supported format, or mini-world:train|test")
+    ],
+    dst: Annotated[
+        Path,
+        typer.Argument(metavar="OUT", help="output file; the format follows the extension (.parquet, .jsonl, .csv)"),
+    ],
+    split: Annotated[
+        str, typer.Option(help="extra_info.split written to a parquet file (where the input has none)")
+    ] = "test",
 ):
     """Convert a QA file between the ZeroSearch/Search-R1 parquet, FlashRAG jsonl and csv."""
     from zerosearch.data import load_questions, write_questions

@@ -82,8 +82,13 @@ def _example(row: dict, where: str, index: int, source: str) -> QAExample:
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'metadata' must be an object, got {meta!r}")
     ident = row.get("id")
-    return QAExample(str(ident) if ident is not None else str(index), question.strip(),
-                     _answers(row[name], where, name), str(row.get("data_source") or source), dict(meta))
+    return QAExample(
+        str(ident) if ident is not None else str(index),
+        question.strip(),
+        _answers(row[name], where, name),
+        str(row.get("data_source") or source),
+        dict(meta),
+    )
 
 
 def _read_parquet(path: Path) -> list[QAExample]:
@@ -95,8 +100,10 @@ def _read_parquet(path: Path) -> list[QAExample]:
         raise DataError(f"{path}: not a readable parquet file ({e})") from None
     missing = [c for c in PARQUET_COLUMNS if c not in table.column_names]
     if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r} (a ZeroSearch/Search-R1 parquet has "
-                        f"{', '.join(PARQUET_COLUMNS)}; found {', '.join(table.column_names)})")
+        raise DataError(
+            f"{path}: missing column {missing[0]!r} (a ZeroSearch/Search-R1 parquet has "
+            f"{', '.join(PARQUET_COLUMNS)}; found {', '.join(table.column_names)})"
+        )
     examples = []
     for i, row in enumerate(table.to_pylist()):
         ex = _example(row, f"{path}: row {i}", i, _default_source(path))
@@ -172,22 +179,33 @@ def write_parquet(examples: list[QAExample], path: Path, split: str) -> None:
     import pyarrow.parquet as pq
 
     strings = pa.list_(pa.string())
-    schema = pa.schema([
-        ("id", pa.string()), ("question", pa.string()), ("golden_answers", strings), ("data_source", pa.string()),
-        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))), ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.struct([("target", strings)]))])),
-        ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64())])),
-    ])
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("question", pa.string()),
+            ("golden_answers", strings),
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.struct([("target", strings)]))])),
+            ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64())])),
+        ]
+    )
     rows = []
     for i, ex in enumerate(examples):
         question = _search_r1_question(ex.question)
-        rows.append({
-            "id": ex.id, "question": question, "golden_answers": list(ex.golden_answers), "data_source": ex.data_source,
-            "prompt": [{"role": "user", "content": prompts.policy_prompt(question)}],
-            "ability": "fact-reasoning",
-            "reward_model": {"style": "rule", "ground_truth": {"target": list(ex.golden_answers)}},
-            "extra_info": {"split": ex.meta.get("split", split), "index": ex.meta.get("index", i)},
-        })
+        rows.append(
+            {
+                "id": ex.id,
+                "question": question,
+                "golden_answers": list(ex.golden_answers),
+                "data_source": ex.data_source,
+                "prompt": [{"role": "user", "content": prompts.policy_prompt(question)}],
+                "ability": "fact-reasoning",
+                "reward_model": {"style": "rule", "ground_truth": {"target": list(ex.golden_answers)}},
+                "extra_info": {"split": ex.meta.get("split", split), "index": ex.meta.get("index", i)},
+            }
+        )
     if any(_portable_meta(ex) for ex in examples):
         schema = schema.append(pa.field("metadata", pa.string()))
         for row, ex in zip(rows, examples):
@@ -196,7 +214,12 @@ def write_parquet(examples: list[QAExample], path: Path, split: str) -> None:
 
 
 def _flashrag_row(ex: QAExample) -> dict:
-    row = {"id": ex.id, "question": ex.question, "golden_answers": list(ex.golden_answers), "data_source": ex.data_source}
+    row = {
+        "id": ex.id,
+        "question": ex.question,
+        "golden_answers": list(ex.golden_answers),
+        "data_source": ex.data_source,
+    }
     return row | ({"metadata": ex.meta} if ex.meta else {})
 
 
@@ -214,6 +237,8 @@ def write_questions(examples: list[QAExample], path: str | Path, split: str = "t
         with open(path, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["id", "question", "golden_answers", "data_source"])
-            writer.writerows([ex.id, ex.question, json.dumps(ex.golden_answers, ensure_ascii=False), ex.data_source]
-                             for ex in examples)
+            writer.writerows(
+                [ex.id, ex.question, json.dumps(ex.golden_answers, ensure_ascii=False), ex.data_source]
+                for ex in examples
+            )
     return path

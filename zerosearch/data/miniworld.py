@@ -68,16 +68,19 @@ def generate(seed: int = 0, size: str = "small") -> tuple[list[dict], list[QAExa
     rng = random.Random(f"questions-{seed}")
     pool = single_hop(world, where) + two_hop(world, where) + comparison(world, where, rng)
     train, test = split(pool, SIZES[size], rng)
-    as_examples = lambda qs, name: [QAExample(f"{DATA_SOURCE}_{name}_{i}", q.text, q.answers, DATA_SOURCE, q.meta())
-                                    for i, q in enumerate(qs)]
+    as_examples = lambda qs, name: [
+        QAExample(f"{DATA_SOURCE}_{name}_{i}", q.text, q.answers, DATA_SOURCE, q.meta()) for i, q in enumerate(qs)
+    ]
     return passages, as_examples(train, "train"), as_examples(test, "test")
 
 
 def answers_in_support(passages: list[dict], examples: list[QAExample]) -> float:
     """Share of questions whose first gold answer occurs (normalized) in its supporting passages."""
     text = {p["id"]: normalize_answer(p["contents"]) for p in passages}
-    ok = [f" {normalize_answer(ex.golden_answers[0])} " in f" {' '.join(text[i] for i in ex.meta['supporting_ids'])} "
-          for ex in examples]
+    ok = [
+        f" {normalize_answer(ex.golden_answers[0])} " in f" {' '.join(text[i] for i in ex.meta['supporting_ids'])} "
+        for ex in examples
+    ]
     return sum(ok) / len(ok)
 
 
@@ -88,8 +91,9 @@ def bm25_searcher(passages: list[dict], k: int = 5):
 
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([p["contents"] for p in passages], stemmer=stemmer, show_progress=False),
-                    show_progress=False)
+    retriever.index(
+        bm25s.tokenize([p["contents"] for p in passages], stemmer=stemmer, show_progress=False), show_progress=False
+    )
     ids = [p["id"] for p in passages]
 
     def search(queries: list[str]) -> list[set[str]]:
@@ -114,19 +118,33 @@ def one_query_support(search, examples: list[QAExample]) -> dict[str, float]:
     """Per type, the share of questions whose whole text as one query retrieves every supporting passage:
     near 0 for two-hop questions, which is what makes a second search necessary."""
     found = search([ex.question for ex in examples])
-    return {t: round(statistics.mean(float(set(ex.meta["supporting_ids"]) <= f) for ex, f in zip(examples, found)
-                                     if ex.meta["type"] == t), 4)
-            for t in TYPES if any(ex.meta["type"] == t for ex in examples)}
+    return {
+        t: round(
+            statistics.mean(
+                float(set(ex.meta["supporting_ids"]) <= f) for ex, f in zip(examples, found) if ex.meta["type"] == t
+            ),
+            4,
+        )
+        for t in TYPES
+        if any(ex.meta["type"] == t for ex in examples)
+    }
 
 
 def statistics_of(passages: list[dict], train: list[QAExample], test: list[QAExample], seed: int, size: str) -> dict:
     words = [len(p["contents"].split()) for p in passages]
     stats = {
-        "version": VERSION, "seed": seed, "size": size,
-        "corpus": {"passages": len(passages), "entities": dict(Counter(p["id"].split("-")[0] for p in passages
-                                                                       if not p["id"].endswith("-career"))),
-                   "words": {"min": min(words), "mean": round(statistics.mean(words), 1), "max": max(words)}},
-        "questions": {}, "answers_in_support": {}, "oracle_hop_recall@5": {}, "oracle_hops": {},
+        "version": VERSION,
+        "seed": seed,
+        "size": size,
+        "corpus": {
+            "passages": len(passages),
+            "entities": dict(Counter(p["id"].split("-")[0] for p in passages if not p["id"].endswith("-career"))),
+            "words": {"min": min(words), "mean": round(statistics.mean(words), 1), "max": max(words)},
+        },
+        "questions": {},
+        "answers_in_support": {},
+        "oracle_hop_recall@5": {},
+        "oracle_hops": {},
     }
     search = bm25_searcher(passages, k=5)
     for name, examples in (("train", train), ("test", test)):

@@ -101,8 +101,11 @@ def answers(e: Entity, attr: str, world: dict[str, Entity]) -> list[str]:
 
 
 def _hop(e: Entity, attr: str, world: dict, where: dict) -> dict:
-    return {"question": SINGLE[(e.kind, attr)].format(x=mention(e)), "answer": answers(e, attr, world)[0],
-            "passage_id": where[(e.id, attr)]}
+    return {
+        "question": SINGLE[(e.kind, attr)].format(x=mention(e)),
+        "answer": answers(e, attr, world)[0],
+        "passage_id": where[(e.id, attr)],
+    }
 
 
 def single_hop(world: dict[str, Entity], where: dict) -> list[Question]:
@@ -127,9 +130,15 @@ def two_hop(world: dict[str, Entity], where: dict) -> list[Question]:
                 if kind2 != mid.kind or mid.attrs.get(attr) in (None, e.id):
                     continue
                 text = template.format(x=bridge.format(x=mention(e)))
-                out.append(Question(text, answers(mid, attr, world), "two_hop",
-                                    [_hop(e, rel, world, where), _hop(mid, attr, world, where)],
-                                    [f"{e.id}.{rel}", f"{mid.id}.{attr}"]))
+                out.append(
+                    Question(
+                        text,
+                        answers(mid, attr, world),
+                        "two_hop",
+                        [_hop(e, rel, world, where), _hop(mid, attr, world, where)],
+                        [f"{e.id}.{rel}", f"{mid.id}.{attr}"],
+                    )
+                )
     return out
 
 
@@ -148,7 +157,13 @@ def comparison(world: dict[str, Entity], where: dict, rng: random.Random) -> lis
             if b is a or a.attrs[attr] == b.attrs[attr]:
                 continue
             win = max((a, b), key=lambda x: x.attrs[attr]) if larger else min((a, b), key=lambda x: x.attrs[attr])
-            out.append(Question(template.format(a=mention(a), b=mention(b)), [win.name, *win.aliases], "comparison",
-                                [_hop(a, attr, world, where), _hop(b, attr, world, where)],
-                                [f"{a.id}.{attr}", f"{b.id}.{attr}"]))
+            out.append(
+                Question(
+                    template.format(a=mention(a), b=mention(b)),
+                    [win.name, *win.aliases],
+                    "comparison",
+                    [_hop(a, attr, world, where), _hop(b, attr, world, where)],
+                    [f"{a.id}.{attr}", f"{b.id}.{attr}"],
+                )
+            )
     return out

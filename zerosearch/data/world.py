@@ -16,11 +16,43 @@ from dataclasses import dataclass, field
 KINDS = ("country", "city", "river", "person", "company", "band", "book", "club")
 
 # entities per kind at scale 1 (`small`); sizes multiply these
-BASE_COUNTS = {"country": 16, "city": 110, "river": 30, "person": 520, "company": 150, "band": 60, "book": 150,
-               "club": 50}
+BASE_COUNTS = {
+    "country": 16,
+    "city": 110,
+    "river": 30,
+    "person": 520,
+    "company": 150,
+    "band": 60,
+    "book": 150,
+    "club": 50,
+}
 
-_ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "qu", "r", "s", "sk", "t", "th",
-           "v", "w", "z", "zh")
+_ONSETS = (
+    "b",
+    "br",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "kr",
+    "l",
+    "m",
+    "n",
+    "p",
+    "qu",
+    "r",
+    "s",
+    "sk",
+    "t",
+    "th",
+    "v",
+    "w",
+    "z",
+    "zh",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "y", "ae", "ei", "ou")  # mostly plain vowels: readable names
 _CODAS = ("", "", "", "n", "r", "l", "s", "th", "x", "m", "nd", "rk", "lt")
 _PLACE_ENDS = ("mor", "vale", "holt", "wick", "stead", "ora", "ith", "grad", "ovan", "esk", "wyn", "dun")
@@ -28,22 +60,87 @@ _COUNTRY_ENDS = ("ia", "land", "ova", "ar", "eth", "onia", "avia")
 _MALE_ENDS = ("ric", "an", "o", "ius", "ard", "el", "in")
 _FEMALE_ENDS = ("a", "ine", "elle", "ia", "wen", "ara", "ys")
 
-OCCUPATIONS = ("painter", "chemist", "architect", "composer", "economist", "sculptor", "astronomer", "diplomat",
-               "engineer", "photographer", "historian", "surgeon", "cyclist", "chess player", "botanist", "lawyer")
-ROLE_OCCUPATION = {"founder": ("entrepreneur", "engineer", "industrialist"), "author": ("novelist", "poet", "essayist"),
-                   "singer": ("singer",), "coach": ("football coach",)}
-INDUSTRIES = ("shipbuilding", "software", "textiles", "brewing", "aviation", "pharmaceuticals", "mining", "banking",
-              "robotics", "glassmaking", "publishing")
-COMPANY_WORDS = {"shipbuilding": "Shipyards", "software": "Systems", "textiles": "Mills", "brewing": "Breweries",
-                 "aviation": "Aeronautics", "pharmaceuticals": "Laboratories", "mining": "Mining", "banking": "Bank",
-                 "robotics": "Robotics", "glassmaking": "Glassworks", "publishing": "Press"}
+OCCUPATIONS = (
+    "painter",
+    "chemist",
+    "architect",
+    "composer",
+    "economist",
+    "sculptor",
+    "astronomer",
+    "diplomat",
+    "engineer",
+    "photographer",
+    "historian",
+    "surgeon",
+    "cyclist",
+    "chess player",
+    "botanist",
+    "lawyer",
+)
+ROLE_OCCUPATION = {
+    "founder": ("entrepreneur", "engineer", "industrialist"),
+    "author": ("novelist", "poet", "essayist"),
+    "singer": ("singer",),
+    "coach": ("football coach",),
+}
+INDUSTRIES = (
+    "shipbuilding",
+    "software",
+    "textiles",
+    "brewing",
+    "aviation",
+    "pharmaceuticals",
+    "mining",
+    "banking",
+    "robotics",
+    "glassmaking",
+    "publishing",
+)
+COMPANY_WORDS = {
+    "shipbuilding": "Shipyards",
+    "software": "Systems",
+    "textiles": "Mills",
+    "brewing": "Breweries",
+    "aviation": "Aeronautics",
+    "pharmaceuticals": "Laboratories",
+    "mining": "Mining",
+    "banking": "Bank",
+    "robotics": "Robotics",
+    "glassmaking": "Glassworks",
+    "publishing": "Press",
+}
 GENRES = ("folk rock", "synth-pop", "jazz fusion", "heavy metal", "shoegaze", "bluegrass", "post-punk", "trip hop")
 CLUB_SUFFIXES = ("Rovers", "Athletic", "United", "Wanderers", "Town", "Albion")
 STADIUM_SUFFIXES = ("Park", "Arena", "Ground", "Stadium")
-BOOK_NOUNS = ("Lantern", "Orchard", "Ferryman", "Cartographer", "Winter", "Harbour", "Clockmaker", "Tide", "Archive",
-              "Glass Garden", "Salt Road", "Long Night")
-TOPICS = ("coastal erosion", "early printing", "river trade", "glass chemistry", "mountain railways", "folk songs",
-          "naval history", "urban planning", "star catalogues", "medieval law", "bridge design", "wool dyeing")
+BOOK_NOUNS = (
+    "Lantern",
+    "Orchard",
+    "Ferryman",
+    "Cartographer",
+    "Winter",
+    "Harbour",
+    "Clockmaker",
+    "Tide",
+    "Archive",
+    "Glass Garden",
+    "Salt Road",
+    "Long Night",
+)
+TOPICS = (
+    "coastal erosion",
+    "early printing",
+    "river trade",
+    "glass chemistry",
+    "mountain railways",
+    "folk songs",
+    "naval history",
+    "urban planning",
+    "star catalogues",
+    "medieval law",
+    "bridge design",
+    "wool dyeing",
+)
 PRIZES = ("Orvel Prize", "Silver Quill", "Halden Medal", "Kestrin Award", "Marrow Cup")
 
 
@@ -78,7 +175,7 @@ class _Namer:
         """A near-identical name (one vowel changed), the kind of name a sloppy reader confuses."""
         spots = [i for i, c in enumerate(name) if c in "aeiou" and i > 0]
         for i in self.rng.sample(spots, len(spots)):
-            alt = name[:i] + self.rng.choice([v for v in "aeiou" if v != name[i]]) + name[i + 1:]
+            alt = name[:i] + self.rng.choice([v for v in "aeiou" if v != name[i]]) + name[i + 1 :]
             if alt.lower() not in self.taken:
                 self.taken.add(alt.lower())
                 return alt
@@ -100,8 +197,12 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
         return e
 
     for _ in range(counts["country"]):
-        add("country", namer.unique(lambda: namer.word((1, 2), _COUNTRY_ENDS)),
-            independence=rng.randint(1650, 1990), currency=namer.unique(lambda: namer.word((1, 1)).lower()))
+        add(
+            "country",
+            namer.unique(lambda: namer.word((1, 2), _COUNTRY_ENDS)),
+            independence=rng.randint(1650, 1990),
+            currency=namer.unique(lambda: namer.word((1, 1)).lower()),
+        )
     countries = by_kind["country"]
     for _ in range(counts["river"]):
         base = namer.unique(lambda: namer.word((2, 2)))
@@ -111,8 +212,14 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
         name = namer.unique(lambda: namer.word((1, 2), _PLACE_ENDS))
         names = [name] + ([t] if rng.random() < 0.25 and (t := namer.twin(name)) else [])
         for n in names:  # a twin is a city of its own: another country, founding year, population
-            add("city", n, country=rng.choice(countries).id, founded=rng.randint(880, 1890),
-                population=rng.randint(40, 25000) * 100, river=rng.choice(rivers).id if rng.random() < 0.6 else None)
+            add(
+                "city",
+                n,
+                country=rng.choice(countries).id,
+                founded=rng.randint(880, 1890),
+                population=rng.randint(40, 25000) * 100,
+                river=rng.choice(rivers).id if rng.random() < 0.6 else None,
+            )
     cities = by_kind["city"]
     capitals = set()
     for country in countries:
@@ -124,8 +231,13 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
 
     # people: a small surname pool shared by many (confusable), fictional given names
     surnames = [namer.unique(lambda: namer.word((2, 3))) for _ in range(max(8, counts["person"] // 5))]
-    given = {g: [namer.unique(lambda g=g: namer.word((1, 2), _MALE_ENDS if g == "m" else _FEMALE_ENDS))
-                 for _ in range(max(20, counts["person"] // 6))] for g in "mf"}
+    given = {
+        g: [
+            namer.unique(lambda g=g: namer.word((1, 2), _MALE_ENDS if g == "m" else _FEMALE_ENDS))
+            for _ in range(max(20, counts["person"] // 6))
+        ]
+        for g in "mf"
+    }
     full_names = set()
     for _ in range(counts["person"]):
         while True:
@@ -134,9 +246,17 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
             if f"{first} {last}" not in full_names:
                 break
         full_names.add(f"{first} {last}")
-        add("person", f"{first} {last}", surname=last, gender=gender, occupation=rng.choice(OCCUPATIONS),
-            born=rng.randint(1890, 2002), birthplace=rng.choice(cities).id, topic=rng.choice(TOPICS),
-            prize=rng.choice(PRIZES) if rng.random() < 0.5 else None)
+        add(
+            "person",
+            f"{first} {last}",
+            surname=last,
+            gender=gender,
+            occupation=rng.choice(OCCUPATIONS),
+            born=rng.randint(1890, 2002),
+            birthplace=rng.choice(cities).id,
+            topic=rng.choice(TOPICS),
+            prize=rng.choice(PRIZES) if rng.random() < 0.5 else None,
+        )
     people = by_kind["person"]
     free = rng.sample(people, len(people))  # people not yet given a role
 
@@ -148,11 +268,19 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
     for i in range(counts["company"]):
         industry = "publishing" if i % 6 == 0 else rng.choice(INDUSTRIES)
         # some are named after a surname, so that they are confusable with people of that name
-        name = namer.unique(lambda: f"{rng.choice(surnames) if rng.random() < 0.4 else namer.word((2, 2))} "
-                                    f"{COMPANY_WORDS[industry]}")
+        name = namer.unique(
+            lambda: f"{rng.choice(surnames) if rng.random() < 0.4 else namer.word((2, 2))} {COMPANY_WORDS[industry]}"
+        )
         founded = rng.randint(1860, 2016)
-        add("company", name, industry=industry, founded=founded, founder=take("founder", (founded - 55, founded - 22)),
-            headquarters=rng.choice(cities).id, employees=rng.randint(12, 9000) * 10)
+        add(
+            "company",
+            name,
+            industry=industry,
+            founded=founded,
+            founder=take("founder", (founded - 55, founded - 22)),
+            headquarters=rng.choice(cities).id,
+            employees=rng.randint(12, 9000) * 10,
+        )
     companies = by_kind["company"]
     by_founding = sorted(companies, key=lambda c: c.attrs["founded"])
     founding_years = [c.attrs["founded"] for c in by_founding]
@@ -163,14 +291,26 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
 
     for _ in range(counts["band"]):
         formed = rng.randint(1958, 2019)
-        add("band", namer.unique(lambda: "The " + namer.word((2, 2)) + "s"), formed=formed, genre=rng.choice(GENRES),
-            origin=rng.choice(cities).id, singer=take("singer", (formed - 32, formed - 17)))
+        add(
+            "band",
+            namer.unique(lambda: "The " + namer.word((2, 2)) + "s"),
+            formed=formed,
+            genre=rng.choice(GENRES),
+            origin=rng.choice(cities).id,
+            singer=take("singer", (formed - 32, formed - 17)),
+        )
     publishers = [c for c in companies if c.attrs["industry"] == "publishing"]
     authors: list[str] = []
     for _ in range(counts["book"]):
         year = rng.randint(1880, 2022)
-        title = namer.unique(lambda: rng.choice((f"The {rng.choice(BOOK_NOUNS)} of {namer.word((2, 2))}",
-                                                  f"{namer.word((2, 3))} and the {rng.choice(BOOK_NOUNS)}")))
+        title = namer.unique(
+            lambda: rng.choice(
+                (
+                    f"The {rng.choice(BOOK_NOUNS)} of {namer.word((2, 2))}",
+                    f"{namer.word((2, 3))} and the {rng.choice(BOOK_NOUNS)}",
+                )
+            )
+        )
         # some authors write several books: reuse an earlier author where the dates allow it
         again = rng.choice(authors) if authors and rng.random() < 0.3 else None
         if not (again and year - 75 < world[again].attrs["born"] < year - 20):
@@ -182,7 +322,12 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
         while (name := f"{(home := rng.choice(cities)).name} {rng.choice(CLUB_SUFFIXES)}").lower() in namer.taken:
             pass
         namer.taken.add(name.lower())
-        add("club", name, city=home.id, founded=rng.randint(1870, 1990),
+        add(
+            "club",
+            name,
+            city=home.id,
+            founded=rng.randint(1870, 1990),
             stadium=namer.unique(lambda: f"{namer.word((2, 2))} {rng.choice(STADIUM_SUFFIXES)}"),
-            coach=take("coach", (1940, 1992)))
+            coach=take("coach", (1940, 1992)),
+        )
     return world

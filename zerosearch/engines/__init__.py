@@ -24,7 +24,9 @@ def _make(name: str, cfg: EngineConfig, generator=None) -> SearchEngine:
             from zerosearch.generation import make_generator
 
             backend = "openai" if cfg.simulator_base_url else "hf"
-            generator = make_generator(ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url))
+            generator = make_generator(
+                ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url)
+            )
         return SimulatorEngine(generator, prompt=cfg.simulator_prompt, max_new_tokens=cfg.simulator_max_tokens)
     if name == "web":
         from zerosearch.engines.web import WebEngine
@@ -54,7 +56,9 @@ def make_engine(cfg: EngineConfig, generator=None) -> SearchEngine:
         from zerosearch.engines.mixed import MixedEngine
 
         if cfg.real_engine in ("simulator", "mixed"):
-            raise ConfigError(f"engine.real_engine must be a real engine (bm25, dense, web, remote), got {cfg.real_engine!r}")
+            raise ConfigError(
+                f"engine.real_engine must be a real engine (bm25, dense, web, remote), got {cfg.real_engine!r}"
+            )
         simulator = _cached(_make("simulator", cfg, generator), cfg)
         return MixedEngine(simulator, _cached(_make(cfg.real_engine, cfg), cfg), cfg.p_real)
     return _cached(_make(cfg.name, cfg, generator), cfg)

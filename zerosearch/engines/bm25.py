@@ -51,9 +51,16 @@ class BM25Engine(SearchEngine):
         return hits, scores[hits]
 
     def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
-        queries = self.tokenizer.tokenize([r.query for r in requests], update_vocab=False, return_as="ids", show_progress=False)
+        queries = self.tokenizer.tokenize(
+            [r.query for r in requests], update_vocab=False, return_as="ids", show_progress=False
+        )
         results = []
         for request, token_ids in zip(requests, queries):
             indices, scores = self._top_k(token_ids, min(request.k, len(self.docs)))
-            results.append([Document(self.docs[i].text, self.docs[i].title, self.docs[i].id, float(s)) for i, s in zip(indices, scores)])
+            results.append(
+                [
+                    Document(self.docs[i].text, self.docs[i].title, self.docs[i].id, float(s))
+                    for i, s in zip(indices, scores)
+                ]
+            )
         return results

@@ -48,14 +48,20 @@ class CachedEngine(SearchEngine):
             return self.engine.search(requests)
         keys = [self.key(r) for r in requests]
         with self._lock:
-            found = dict(self._db.execute(f"SELECT key, docs FROM results WHERE key IN ({','.join('?' * len(keys))})", keys).fetchall())
+            found = dict(
+                self._db.execute(
+                    f"SELECT key, docs FROM results WHERE key IN ({','.join('?' * len(keys))})", keys
+                ).fetchall()
+            )
         missing = [i for i, key in enumerate(keys) if key not in found]
         with self._lock:
             self.hits += len(requests) - len(missing)
             self.misses += len(missing)
         if missing and self.mode == "replay-only":
             r = requests[missing[0]]
-            raise CacheMissError(f"replay-only cache {self.path} has no result for query {r.query!r} (k={r.k}, mode={r.mode})")
+            raise CacheMissError(
+                f"replay-only cache {self.path} has no result for query {r.query!r} (k={r.k}, mode={r.mode})"
+            )
         if missing:
             fresh = self.engine.search([requests[i] for i in missing])
             rows = [(keys[i], json.dumps([d.to_dict() for d in docs])) for i, docs in zip(missing, fresh)]

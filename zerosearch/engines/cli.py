@@ -44,9 +44,20 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--mode must be useful or noisy, got {mode!r}")
         if not query.strip():
             raise UserError("the query is empty")
-        cfg = engine_config(config, set_, name=engine or ("bm25" if corpus else None), corpus=corpus, k=k, simulator_model=model, simulator_prompt=prompt, urls=url)
+        cfg = engine_config(
+            config,
+            set_,
+            name=engine or ("bm25" if corpus else None),
+            corpus=corpus,
+            k=k,
+            simulator_model=model,
+            simulator_prompt=prompt,
+            urls=url,
+        )
         searcher = make_engine(cfg)
-        docs = searcher.search([SearchRequest(query=query, k=cfg.k, question=question or None, answers=answer or [], mode=mode)])[0]
+        docs = searcher.search(
+            [SearchRequest(query=query, k=cfg.k, question=question or None, answers=answer or [], mode=mode)]
+        )[0]
         if as_json:
             print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2))
         else:

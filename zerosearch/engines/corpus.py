@@ -33,7 +33,9 @@ def load(path: Path) -> list[Document]:
             raise UserError(f"{path}: line {lineno}: each line needs a string field 'contents'")
         title, _, text = row["contents"].partition("\n")
         doc_id = row.get("id")
-        docs.append(Document(text=text.strip(), title=title.strip() or None, id=None if doc_id is None else str(doc_id)))
+        docs.append(
+            Document(text=text.strip(), title=title.strip() or None, id=None if doc_id is None else str(doc_id))
+        )
     if not docs:
         raise UserError(f"{path}: the corpus holds no documents")
     return docs

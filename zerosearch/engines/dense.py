@@ -30,7 +30,9 @@ def load_encoder(model: str, device: str | None = None):
 class DenseEngine(SearchEngine):
     name = "dense"
 
-    def __init__(self, corpus: str | Path, model: str = BUNDLED_MODEL, *, batch_size: int = 64, device: str | None = None):
+    def __init__(
+        self, corpus: str | Path, model: str = BUNDLED_MODEL, *, batch_size: int = 64, device: str | None = None
+    ):
         super().__init__()
         import faiss
 
@@ -52,7 +54,9 @@ class DenseEngine(SearchEngine):
         self.index = faiss.read_index(str(self.index_dir / "index.faiss"))
 
     def _encode(self, texts: list[str]):
-        return self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False).astype("float32")
+        return self.encoder.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype("float32")
 
     def identity(self) -> str:
         return f"dense:{self.model_name}:{corpus_lib.fingerprint(self.corpus_path)}"
@@ -61,6 +65,9 @@ class DenseEngine(SearchEngine):
         k = min(max(r.k for r in requests), len(self.docs))
         scores, indices = self.index.search(self._encode([r.query for r in requests]), k)
         return [
-            [Document(self.docs[i].text, self.docs[i].title, self.docs[i].id, float(s)) for i, s in zip(idx[: r.k], sc[: r.k])]
+            [
+                Document(self.docs[i].text, self.docs[i].title, self.docs[i].id, float(s))
+                for i, s in zip(idx[: r.k], sc[: r.k])
+            ]
             for r, idx, sc in zip(requests, indices, scores)
         ]

@@ -20,7 +20,13 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 
 def call_with_retries(
-    send: Callable[[str], httpx.Response], urls: list[str], *, retries: int, backoff_s: float, what: str, secret: str = ""
+    send: Callable[[str], httpx.Response],
+    urls: list[str],
+    *,
+    retries: int,
+    backoff_s: float,
+    what: str,
+    secret: str = "",
 ) -> httpx.Response:
     """`send(url)` on the URLs in turn until one answers 2xx, at most `retries + 1` tries.
 
@@ -68,7 +74,16 @@ class RemoteEngine(SearchEngine):
 
     name = "remote"
 
-    def __init__(self, urls: list[str] | str, *, timeout_s: float = 30.0, retries: int = 3, backoff_s: float = 0.5, token: str | None = None, conditioned: bool = False):
+    def __init__(
+        self,
+        urls: list[str] | str,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        token: str | None = None,
+        conditioned: bool = False,
+    ):
         super().__init__()
         urls = [u.strip().rstrip("/") for u in (urls.split(",") if isinstance(urls, str) else urls) if u.strip()]
         if not urls:
@@ -91,8 +106,19 @@ class RemoteEngine(SearchEngine):
         urls = self.urls[start:] + self.urls[:start]
         if urls[0].endswith("/retrieve"):
             return self._retrieve(requests, urls)
-        body = {"requests": [{"query": r.query, "k": r.k, "question": r.question, "answers": r.answers, "mode": r.mode} for r in requests]}
-        response = call_with_retries(lambda u: self.client.post(f"{u}/search", json=body), urls, retries=self.retries, backoff_s=self.backoff_s, what="remote search")
+        body = {
+            "requests": [
+                {"query": r.query, "k": r.k, "question": r.question, "answers": r.answers, "mode": r.mode}
+                for r in requests
+            ]
+        }
+        response = call_with_retries(
+            lambda u: self.client.post(f"{u}/search", json=body),
+            urls,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            what="remote search",
+        )
         try:
             return [[Document(**d) for d in docs] for docs in response.json()["results"]]
         except (ValueError, KeyError, TypeError) as e:
@@ -101,7 +127,13 @@ class RemoteEngine(SearchEngine):
     def _retrieve(self, requests: list[SearchRequest], urls: list[str]) -> list[list[Document]]:
         # Search-R1's retriever takes one topk per call: ask for the largest, keep each request's own k.
         body = {"queries": [r.query for r in requests], "topk": max(r.k for r in requests), "return_scores": True}
-        response = call_with_retries(lambda u: self.client.post(u, json=body), urls, retries=self.retries, backoff_s=self.backoff_s, what="remote retrieve")
+        response = call_with_retries(
+            lambda u: self.client.post(u, json=body),
+            urls,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            what="remote retrieve",
+        )
         try:
             results = []
             for r, hits in zip(requests, response.json()["result"], strict=True):
@@ -109,7 +141,14 @@ class RemoteEngine(SearchEngine):
                 for hit in hits[: r.k]:
                     doc = hit.get("document", hit)
                     title, _, text = doc["contents"].partition("\n")
-                    docs.append(Document(text=text.strip(), title=title.strip().strip('"') or None, id=None if doc.get("id") is None else str(doc["id"]), score=hit.get("score")))
+                    docs.append(
+                        Document(
+                            text=text.strip(),
+                            title=title.strip().strip('"') or None,
+                            id=None if doc.get("id") is None else str(doc["id"]),
+                            score=hit.get("score"),
+                        )
+                    )
                 results.append(docs)
             return results
         except (ValueError, KeyError, TypeError, AttributeError) as e:

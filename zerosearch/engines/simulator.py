@@ -51,7 +51,9 @@ def parse_documents(text: str, k: int = 5) -> tuple[list[Document], int]:
     markers = list(_MARKER.finditer(text))
     if markers:
         bounds = [m.end() for m in markers] + [len(text)]
-        chunks = [text[bounds[i] : markers[i + 1].start() if i + 1 < len(markers) else len(text)] for i in range(len(markers))]
+        chunks = [
+            text[bounds[i] : markers[i + 1].start() if i + 1 < len(markers) else len(text)] for i in range(len(markers))
+        ]
     else:
         chunks = re.split(r"\n\s*\n", text.strip())
         if len(chunks) == 1:
@@ -108,7 +110,12 @@ class SimulatorEngine(SearchEngine):
     def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
         texts = [self.render(r) for r in requests]
         completions = self.generator.generate(
-            texts, max_new_tokens=self.max_new_tokens, stop=self.stop, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+            texts,
+            max_new_tokens=self.max_new_tokens,
+            stop=self.stop,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
         )
         self.meter.add_tokens(self._count_tokens(texts), sum(len(c.token_ids) for c in completions))
         results = []

@@ -48,7 +48,17 @@ class _RedactKey(logging.Filter):
 class WebEngine(SearchEngine):
     name = "web"
 
-    def __init__(self, provider: str = "serper", *, base_url: str | None = None, price_per_1k: float | None = None, timeout_s: float = 30.0, retries: int = 3, backoff_s: float = 0.5, concurrency: int = 8):
+    def __init__(
+        self,
+        provider: str = "serper",
+        *,
+        base_url: str | None = None,
+        price_per_1k: float | None = None,
+        timeout_s: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        concurrency: int = 8,
+    ):
         super().__init__()
         if provider not in PROVIDERS:
             raise UserError(f"web provider must be one of {list(PROVIDERS)}, got {provider!r}")
@@ -70,15 +80,29 @@ class WebEngine(SearchEngine):
 
     def _one(self, request: SearchRequest) -> list[Document]:
         if self.provider == "serper":
-            send = lambda u: self.client.post(f"{u}/search", json={"q": request.query, "num": request.k}, headers={"X-API-KEY": self._key})
+            send = lambda u: self.client.post(
+                f"{u}/search", json={"q": request.query, "num": request.k}, headers={"X-API-KEY": self._key}
+            )
             field = "organic"
         else:
-            send = lambda u: self.client.get(f"{u}/search.json", params={"engine": "google", "q": request.query, "num": request.k, "api_key": self._key})
+            send = lambda u: self.client.get(
+                f"{u}/search.json",
+                params={"engine": "google", "q": request.query, "num": request.k, "api_key": self._key},
+            )
             field = "organic_results"
-        response = call_with_retries(send, [self.base_url], retries=self.retries, backoff_s=self.backoff_s, what=f"{self.provider} search", secret=self._key)
+        response = call_with_retries(
+            send,
+            [self.base_url],
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            what=f"{self.provider} search",
+            secret=self._key,
+        )
         try:
             hits = response.json().get(field) or []
-            return [Document(text=h.get("snippet", ""), title=h.get("title"), id=h.get("link")) for h in hits[: request.k]]
+            return [
+                Document(text=h.get("snippet", ""), title=h.get("title"), id=h.get("link")) for h in hits[: request.k]
+            ]
         except (ValueError, AttributeError) as e:
             raise EngineError(f"{self.provider} search: unexpected response ({type(e).__name__})") from None
 

@@ -85,10 +85,23 @@ def ask(
     console = console or Console()
     example = QAExample(id="chat", question=question, golden_answers=list(golden_answers))
     (trajectory,) = run_rollouts(
-        EchoGenerator(generator, console), EchoEngine(engine, console), [example], cfg,
-        p_noisy=0.0, seed=0, prompt_template=template, n=1, greedy=greedy, k=k,
+        EchoGenerator(generator, console),
+        EchoEngine(engine, console),
+        [example],
+        cfg,
+        p_noisy=0.0,
+        seed=0,
+        prompt_template=template,
+        n=1,
+        greedy=greedy,
+        k=k,
     )
     answer = trajectory.answer if trajectory.answer is not None else "(no answer)"
     console.print(Text(f"Answer: {answer}", style="bold green"))
-    console.print(Text(f"{trajectory.n_turns} turn(s), {len(trajectory.searches)} search(es), stop: {trajectory.stop_reason}", style="dim"))
+    console.print(
+        Text(
+            f"{trajectory.n_turns} turn(s), {len(trajectory.searches)} search(es), stop: {trajectory.stop_reason}",
+            style="dim",
+        )
+    )
     return trajectory

@@ -57,7 +57,11 @@ def _engine_label(engine_cfg) -> str:
         return f"{engine_cfg.name} ({engine_cfg.corpus})"
     if engine_cfg.name in ("simulator", "mixed"):
         label = f"simulator ({engine_cfg.simulator_model}, {engine_cfg.simulator_prompt} prompt)"
-        return label if engine_cfg.name == "simulator" else f"mixed: {label} + {engine_cfg.real_engine} p_real={engine_cfg.p_real}"
+        return (
+            label
+            if engine_cfg.name == "simulator"
+            else f"mixed: {label} + {engine_cfg.real_engine} p_real={engine_cfg.p_real}"
+        )
     return f"{engine_cfg.name} ({engine_cfg.urls or engine_cfg.web_provider})"
 
 
@@ -67,14 +71,26 @@ eval_app = typer.Typer(help="Evaluate methods on QA data against a search engine
 @eval_app.callback(invoke_without_command=True)
 def evaluate(
     ctx: typer.Context,
-    method: Annotated[Optional[list[str]], typer.Option("--method", "-m", help="direct | cot | rag | agent | policy; repeatable or comma list (default policy)")] = None,
+    method: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--method", "-m", help="direct | cot | rag | agent | policy; repeatable or comma list (default policy)"
+        ),
+    ] = None,
     model: Annotated[Optional[str], typer.Option(help="model spec for every method (default smollm2-135m)")] = None,
-    policy_model: Annotated[Optional[str], typer.Option(help="trained checkpoint for the policy method (default: --model)")] = None,
+    policy_model: Annotated[
+        Optional[str], typer.Option(help="trained checkpoint for the policy method (default: --model)")
+    ] = None,
     engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
     corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
     k: Annotated[Optional[int], typer.Option(help="documents per search (default 5)")] = None,
-    data: Annotated[str, typer.Option(help="questions: a parquet/jsonl/csv file or mini-world:test")] = "mini-world:test",
-    data_source: Annotated[Optional[str], typer.Option("--data-source", help="keep only this data_source (e.g. nq) of a multi-dataset file")] = None,
+    data: Annotated[
+        str, typer.Option(help="questions: a parquet/jsonl/csv file or mini-world:test")
+    ] = "mini-world:test",
+    data_source: Annotated[
+        Optional[str],
+        typer.Option("--data-source", help="keep only this data_source (e.g. nq) of a multi-dataset file"),
+    ] = None,
     limit: Annotated[Optional[int], typer.Option(help="at most this many questions (seeded sub-sample)")] = None,
     seed: Annotated[int, typer.Option(help="seed of sub-sampling and of the bootstrap")] = 0,
     out: Annotated[Path, typer.Option(help="results directory")] = Path("runs/eval"),
@@ -120,7 +136,13 @@ def evaluate(
         start = time.perf_counter()
         with log.status(f"{m}: 0/{len(examples)}") as status:
             records[m] = run_method(
-                m, gen, examples, engine=search_engine, rollout_cfg=cfg.rollout, batch_size=batch_size, k=cfg.engine.k,
+                m,
+                gen,
+                examples,
+                engine=search_engine,
+                rollout_cfg=cfg.rollout,
+                batch_size=batch_size,
+                k=cfg.engine.k,
                 progress=lambda n, m=m: status.update(f"{m}: {n}/{len(examples)}"),
             )
         seconds[m] = round(time.perf_counter() - start, 1)
@@ -153,7 +175,9 @@ def evaluate(
 def compare(
     a: Annotated[Path, typer.Argument(help="baseline: a per-question jsonl file or a results directory")],
     b: Annotated[Path, typer.Argument(help="candidate: same questions as A")],
-    method: Annotated[Optional[str], typer.Option(help="method to read from a results directory holding several")] = None,
+    method: Annotated[
+        Optional[str], typer.Option(help="method to read from a results directory holding several")
+    ] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
@@ -177,7 +201,10 @@ def compare(
     for metric in METRICS:
         table.add_column(f"Δ {METRIC_NAMES[metric]} (%)", justify="right")
     for src, row in diff.items():
-        cells = [f"{100 * row[mt]['mean']:+.1f} ({100 * row[mt]['lo']:+.1f}–{100 * row[mt]['hi']:+.1f}) p={row[mt]['p_le_0']:.3f}" for mt in METRICS]
+        cells = [
+            f"{100 * row[mt]['mean']:+.1f} ({100 * row[mt]['lo']:+.1f}–{100 * row[mt]['hi']:+.1f}) p={row[mt]['p_le_0']:.3f}"
+            for mt in METRICS
+        ]
         table.add_row(src, str(row["n"]), *cells)
     Console().print(table)
 
@@ -185,11 +212,17 @@ def compare(
 def cost(
     run: Annotated[Optional[Path], typer.Argument(help="training run directory (reads its metrics.jsonl)")] = None,
     searches: Annotated[Optional[int], typer.Option(help="number of searches (overrides the run's count)")] = None,
-    gpu_hours: Annotated[Optional[float], typer.Option(help="hours the simulator's GPUs are held (default: the run's wall time)")] = None,
+    gpu_hours: Annotated[
+        Optional[float], typer.Option(help="hours the simulator's GPUs are held (default: the run's wall time)")
+    ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs serving the simulator")] = 1,
     gpu_price: Annotated[Optional[float], typer.Option(help="$ per GPU-hour (default: the paper's A100 rate)")] = None,
-    api_price: Annotated[Optional[float], typer.Option(help="search API $ per 1k queries (default: SerpAPI-like, the paper's rate)")] = None,
-    paper: Annotated[bool, typer.Option("--paper", help="reproduce the paper's Table 8 arithmetic from its inputs")] = False,
+    api_price: Annotated[
+        Optional[float], typer.Option(help="search API $ per 1k queries (default: SerpAPI-like, the paper's rate)")
+    ] = None,
+    paper: Annotated[
+        bool, typer.Option("--paper", help="reproduce the paper's Table 8 arithmetic from its inputs")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ):
     """Search API cost vs simulator GPU cost of a training run (or of the paper's run, with --paper)."""
@@ -226,11 +259,19 @@ def cost(
         table.add_column(column, justify="right" if column == "value" else "left")
     i = report["inputs"]
     for name, value in i.items():
-        table.add_row(name, f"{value:,}" if isinstance(value, int) else f"{value:,.4f}", report.get("sources", {}).get(name, "run / flags"))
+        table.add_row(
+            name,
+            f"{value:,}" if isinstance(value, int) else f"{value:,.4f}",
+            report.get("sources", {}).get(name, "run / flags"),
+        )
     console = Console()
     console.print(table)
-    console.print(f"search API: {i['searches']:,} searches × ${i['api_price_per_1k']:.4f}/1k = [bold]${report['api_cost']:,.2f}[/]")
-    console.print(f"simulator:  {i['gpu_count']} GPU × {i['gpu_hours']:.2f} h × ${i['gpu_price_per_hour']:.4f}/h = [bold]${report['gpu_cost']:,.2f}[/]")
+    console.print(
+        f"search API: {i['searches']:,} searches × ${i['api_price_per_1k']:.4f}/1k = [bold]${report['api_cost']:,.2f}[/]"
+    )
+    console.print(
+        f"simulator:  {i['gpu_count']} GPU × {i['gpu_hours']:.2f} h × ${i['gpu_price_per_hour']:.4f}/h = [bold]${report['gpu_cost']:,.2f}[/]"
+    )
     if report["saving_pct"] is not None:
         console.print(f"saving: ${report['saving']:,.2f} ({report['saving_pct']}%)")
 
@@ -240,7 +281,9 @@ def chat(
     engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
     corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
     question: Annotated[Optional[str], typer.Option(help="ask this once and exit (default: interactive)")] = None,
-    prompt: Annotated[str, typer.Option(help="policy (the trained protocol) | agent (the prompted baseline)")] = "policy",
+    prompt: Annotated[
+        str, typer.Option(help="policy (the trained protocol) | agent (the prompted baseline)")
+    ] = "policy",
     k: Annotated[Optional[int], typer.Option(help="documents per search")] = None,
     max_turns: Annotated[Optional[int], typer.Option(help="turns per question")] = None,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
@@ -264,7 +307,9 @@ def chat(
     console = Console()
     generator = make_generator(cfg.model)
     search_engine = _engine(cfg, generator)
-    console.print(f"[dim]model {cfg.model.spec} · engine {_engine_label(cfg.engine)} · {'greedy' if temperature == 0 else f'temperature {temperature}'}[/]")
+    console.print(
+        f"[dim]model {cfg.model.spec} · engine {_engine_label(cfg.engine)} · {'greedy' if temperature == 0 else f'temperature {temperature}'}[/]"
+    )
     while True:
         q = question
         if q is None:
@@ -274,7 +319,16 @@ def chat(
                 break
             if not q:
                 break
-        ask(q, generator, search_engine, cfg.rollout, template=templates[prompt], greedy=temperature == 0, k=cfg.engine.k, console=console)
+        ask(
+            q,
+            generator,
+            search_engine,
+            cfg.rollout,
+            template=templates[prompt],
+            greedy=temperature == 0,
+            k=cfg.engine.k,
+            console=console,
+        )
         if question is not None:
             break
 

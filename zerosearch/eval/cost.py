@@ -38,7 +38,13 @@ class CostInputs:
                 raise UserError(f"cost input {name} must be >= 0, got {getattr(self, name)!r}")
 
 
-PAPER = CostInputs(searches=64_000, api_price_per_1k=PAPER_API_TOTAL / 64, gpu_hours=12.0, gpu_count=4, gpu_price_per_hour=PAPER_GPU_TOTAL / 48)
+PAPER = CostInputs(
+    searches=64_000,
+    api_price_per_1k=PAPER_API_TOTAL / 64,
+    gpu_hours=12.0,
+    gpu_count=4,
+    gpu_price_per_hour=PAPER_GPU_TOTAL / 48,
+)
 PAPER_SOURCES = {
     "searches": "paper (Table 8: ~64k training searches)",
     "api_price_per_1k": "derived: $586.70 / 64k searches (SerpAPI, Google search)",

@@ -72,17 +72,26 @@ def _batches(items: Sequence, size: int):
         yield items[i : i + size]
 
 
-def _single_shot(method: str, generator: Generator, batch: Sequence[QAExample], engine: SearchEngine | None, k: int) -> list[dict]:
+def _single_shot(
+    method: str, generator: Generator, batch: Sequence[QAExample], engine: SearchEngine | None, k: int
+) -> list[dict]:
     documents: list[list] = [[] for _ in batch]
     if method == "rag":
-        requests = [SearchRequest(query=ex.question, k=k, question=ex.question, answers=list(ex.golden_answers)) for ex in batch]
+        requests = [
+            SearchRequest(query=ex.question, k=k, question=ex.question, answers=list(ex.golden_answers)) for ex in batch
+        ]
         documents = engine.search(requests)
-        users = [prompts.RAG_PROMPT.format(documents=prompts.format_documents(d), question=ex.question) for ex, d in zip(batch, documents)]
+        users = [
+            prompts.RAG_PROMPT.format(documents=prompts.format_documents(d), question=ex.question)
+            for ex, d in zip(batch, documents)
+        ]
     else:
         template = prompts.DIRECT_PROMPT if method == "direct" else prompts.COT_PROMPT
         users = [template.format(question=ex.question) for ex in batch]
     texts = [chat_prompt(generator.tokenizer, u) for u in users]
-    completions = generator.generate(texts, max_new_tokens=MAX_NEW_TOKENS[method], stop=("</answer>",), temperature=0.0, seed=0)
+    completions = generator.generate(
+        texts, max_new_tokens=MAX_NEW_TOKENS[method], stop=("</answer>",), temperature=0.0, seed=0
+    )
     records = []
     for ex, docs, comp in zip(batch, documents, completions):
         prediction, answered = single_shot_answer(comp.text)
@@ -93,11 +102,15 @@ def _single_shot(method: str, generator: Generator, batch: Sequence[QAExample], 
     return records
 
 
-def _multi_turn(method: str, generator: Generator, batch: Sequence[QAExample], engine: SearchEngine, cfg: RolloutConfig, k: int) -> list[dict]:
+def _multi_turn(
+    method: str, generator: Generator, batch: Sequence[QAExample], engine: SearchEngine, cfg: RolloutConfig, k: int
+) -> list[dict]:
     from zerosearch.rollout import run_rollouts
 
     template: str | Callable[[str], str] = prompts.policy_prompt if method == "policy" else prompts.AGENT_PROMPT
-    trajectories = run_rollouts(generator, engine, list(batch), cfg, p_noisy=0.0, seed=0, prompt_template=template, n=1, greedy=True, k=k)
+    trajectories = run_rollouts(
+        generator, engine, list(batch), cfg, p_noisy=0.0, seed=0, prompt_template=template, n=1, greedy=True, k=k
+    )
     records = []
     for ex, t in zip(batch, trajectories):
         trajectory = {k: v for k, v in t.to_dict().items() if k not in _TOKEN_FIELDS}

@@ -94,7 +94,10 @@ def paired_difference(a: Sequence[dict], b: Sequence[dict], n_boot: int = 1000, 
     out: dict[str, dict] = {src: {"n": len(ks)} for src, ks in groups.items()}
     out[AVERAGE] = {"n": len(keys)}
     for metric in METRICS:
-        cols = {src: np.array([by_id_b[k][metric] - by_id_a[k][metric] for k in ks], dtype=float) for src, ks in groups.items()}
+        cols = {
+            src: np.array([by_id_b[k][metric] - by_id_a[k][metric] for k in ks], dtype=float)
+            for src, ks in groups.items()
+        }
         rng = np.random.default_rng(seed)
         boots = {src: _boot_means(v, n_boot, rng) for src, v in cols.items()}
         avg = np.mean(list(boots.values()), axis=0)

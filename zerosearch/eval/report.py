@@ -37,7 +37,14 @@ def table_markdown(summaries: dict[str, dict], meta: dict) -> str:
     cols = columns(summaries)
     head = "| Method | " + " | ".join("Avg." if c == AVERAGE else c for c in cols) + " |"
     rule = "|---|" + "---:|" * len(cols)
-    lines = ["# Evaluation", "", describe(meta), "", "Cells: mean (bootstrap 95% CI), in %. Avg. = mean over datasets.", ""]
+    lines = [
+        "# Evaluation",
+        "",
+        describe(meta),
+        "",
+        "Cells: mean (bootstrap 95% CI), in %. Avg. = mean over datasets.",
+        "",
+    ]
     for metric in METRICS:
         lines += [f"## {METRIC_NAMES[metric]}", "", head, rule]
         for method, summary in summaries.items():
@@ -45,7 +52,12 @@ def table_markdown(summaries: dict[str, dict], meta: dict) -> str:
         lines.append("")
     lines += ["## Searches per question · answer rate", "", head, rule]
     for method, summary in summaries.items():
-        row = [f"{summary[c]['searches_per_question']:.2f} · {100 * summary[c]['answer_rate']:.0f}%" if c in summary else "–" for c in cols]
+        row = [
+            f"{summary[c]['searches_per_question']:.2f} · {100 * summary[c]['answer_rate']:.0f}%"
+            if c in summary
+            else "–"
+            for c in cols
+        ]
         lines.append(f"| {method} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -90,7 +102,11 @@ def write_results(out: str | Path, records: dict[str, list[dict]], summaries: di
     results = {
         **meta,
         "methods": summaries,
-        "files": {"table": "table.md", "plots": [f"{m}.png" for m in METRICS], "records": {m: f"{m}.jsonl" for m in records}},
+        "files": {
+            "table": "table.md",
+            "plots": [f"{m}.png" for m in METRICS],
+            "records": {m: f"{m}.jsonl" for m in records},
+        },
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return results

@@ -40,5 +40,7 @@ def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
     """The user message in the model's chat template when it has one (instruct models); else the raw text."""
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         return user
-    messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
+    messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+        {"role": "user", "content": user}
+    ]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

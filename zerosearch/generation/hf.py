@@ -138,8 +138,13 @@ class HFGenerator(Generator):
         if max_new_tokens > 0 and ids:
             self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed)
         return [
-            Completion(text=self.tokenizer.decode(o, skip_special_tokens=True), token_ids=o, logprobs=lp,
-                       finish_reason=f, stop=s)
+            Completion(
+                text=self.tokenizer.decode(o, skip_special_tokens=True),
+                token_ids=o,
+                logprobs=lp,
+                finish_reason=f,
+                stop=s,
+            )
             for o, lp, f, s in zip(out, logps, finish, hit)
         ]
 
@@ -151,8 +156,18 @@ class HFGenerator(Generator):
         width = 4 * max((len(s) for s in stop), default=0) + 2  # tokens enough to spell any stop string
         rows = list(range(len(ids)))  # batch row -> prompt index
         for step in range(max_new_tokens):
-            logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                use_cache=True, logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1].float()
+            logits = (
+                self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    position_ids=positions,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{self._cache_arg: cache},
+                )
+                .logits[:, -1]
+                .float()
+            )
             tokens = _sample(logits, temperature, top_p, gen)
             chosen = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0]
             may_stop = candidates[tokens].tolist() if stop else None
@@ -192,10 +207,10 @@ class HFGenerator(Generator):
         attention = torch.zeros(B, P + S, dtype=torch.long)
         positions = torch.zeros(B, S, dtype=torch.long)
         for i, (x, k, m) in enumerate(zip(ids, n, rest)):
-            input_ids[i, S - m:] = torch.tensor(x[k:])
-            attention[i, P - k:P] = 1
-            attention[i, P + S - m:] = 1
-            positions[i, S - m:] = torch.arange(k, k + m)
+            input_ids[i, S - m :] = torch.tensor(x[k:])
+            attention[i, P - k : P] = 1
+            attention[i, P + S - m :] = 1
+            positions[i, S - m :] = torch.arange(k, k + m)
         cache = DynamicCache(config=self.model.config)
         if P:
             layers = []
@@ -204,8 +219,8 @@ class HFGenerator(Generator):
                 values = v0.new_zeros(B, v0.shape[0], P, v0.shape[-1])
                 for i, r in enumerate(reused):
                     if r:
-                        keys[i, :, P - r[0]:] = r[1][layer][0]
-                        values[i, :, P - r[0]:] = r[1][layer][1]
+                        keys[i, :, P - r[0] :] = r[1][layer][0]
+                        values[i, :, P - r[0] :] = r[1][layer][1]
                 layers.append((keys, values))
             cache = DynamicCache(layers, config=self.model.config)
         to = self.device

@@ -137,7 +137,10 @@ class OpenAIGenerator(Generator):
         reason = choice.get("finish_reason") or "length"
         hit = None
         if reason == "stop":  # a stop string, or else the end-of-sequence token
-            named = next((choice[k] for k in ("stop_reason", "matched_stop", "stopping_word") if isinstance(choice.get(k), str)), None)
+            named = next(
+                (choice[k] for k in ("stop_reason", "matched_stop", "stopping_word") if isinstance(choice.get(k), str)),
+                None,
+            )
             hit = named if named in stop else next((s for s in stop if text.endswith(s)), None)
             reason = "stop" if hit else "eos"
         trimmed = hit is not None and not text.endswith(hit)

@@ -12,7 +12,14 @@ import torch
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 
 
-def aggregate(values: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", *, num_tokens: float | None = None, num_seqs: float | None = None) -> torch.Tensor:
+def aggregate(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "token-mean",
+    *,
+    num_tokens: float | None = None,
+    num_seqs: float | None = None,
+) -> torch.Tensor:
     """Reduce a [B, T] per-token quantity to a scalar over the masked tokens.
 
     `num_tokens`/`num_seqs` override the denominators: a micro-batch divides by its whole mini-batch's
@@ -45,7 +52,9 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
 # grouped consecutively ([p0 s0, p0 s1, ..., p1 s0, ...]).
 
 
-def grpo_advantages(rewards: torch.Tensor, group_size: int, norm_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
+def grpo_advantages(
+    rewards: torch.Tensor, group_size: int, norm_by_std: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
     """[B] -> [B]: reward minus its group's mean, divided by the group's (unbiased) std when `norm_by_std`."""
     groups = rewards.view(-1, group_size)
     centred = groups - groups.mean(-1, keepdim=True)
@@ -87,7 +96,14 @@ def reinforce_pp_advantages(rewards: torch.Tensor, mask: torch.Tensor, gamma: fl
     return masked_whiten(discounted_returns(outcome_rewards(rewards, mask), mask, gamma), mask)
 
 
-def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 1.0, whiten: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def gae_advantages(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float = 1.0,
+    lam: float = 1.0,
+    whiten: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's GAE over policy tokens -> (advantages [B, T], returns [B, T]).
 
     The time steps are the policy's tokens only: an environment span between two policy tokens is skipped,
@@ -139,7 +155,9 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
     raise ValueError(f"KL estimator must be k1, k2 or k3, got {estimator!r}")
 
 
-def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float = 0.2, dual_clip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float = 0.2, dual_clip: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's per-token clipped policy loss -> (loss [B, T], clipped [B, T] as 0/1).
 
     Dual clip (c > 1): for negative advantages the loss is also capped at -c * A, so a huge ratio on a bad
@@ -156,7 +174,9 @@ def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
     return loss, was_clipped
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float = 0.2) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float = 0.2
+) -> torch.Tensor:
     """PPO's clipped value loss per token: 0.5 * max((v - R)^2, (clip(v) - R)^2)."""
     clipped = old_values + (values - old_values).clamp(-clip, clip)
     return 0.5 * torch.maximum((values - returns) ** 2, (clipped - returns) ** 2)

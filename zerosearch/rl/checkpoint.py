@@ -18,8 +18,12 @@ from zerosearch.config import UserError
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -44,13 +48,16 @@ def save(run_dir: str | Path, step: int, actor, tokenizer, optimizer, scheduler,
     try:
         actor.policy.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        torch.save({
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "value_head": actor.value_head.state_dict() if actor.value_head is not None else None,
-            "rng": rng_state(),
-            **train_state,
-        }, tmp / "trainer_state.pt")
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "value_head": actor.value_head.state_dict() if actor.value_head is not None else None,
+                "rng": rng_state(),
+                **train_state,
+            },
+            tmp / "trainer_state.pt",
+        )
         if target.exists():  # a rollback re-reaches a saved step: the new one replaces it
             shutil.rmtree(target)
         tmp.rename(target)
@@ -78,7 +85,9 @@ def load(path: Path, actor, optimizer, scheduler) -> dict:
         missing, unexpected = actor.policy.load_state_dict(weights, strict=False)
         tied = set(getattr(actor.policy, "_tied_weights_keys", None) or [])
         if unexpected or set(missing) - tied - {"lm_head.weight"}:
-            raise UserError(f"checkpoint {path} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise UserError(
+                f"checkpoint {path} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(state.pop("optimizer"))
     scheduler.load_state_dict(state.pop("scheduler"))

@@ -22,14 +22,16 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[str], typer.Option(help="run directory")] = None,
         resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
     ):
-        """Train a search policy with RL against the simulator and the noise curriculum (default recipe: configs/tiny.yaml)."""
+        """Train a search policy with RL against the simulator and the noise curriculum (default recipe: zerosearch/recipes/tiny.yaml)."""
         from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.trainer import train as run
 
         path = config or "tiny"
         if resume and config is None and out and (Path(out) / "config.yaml").exists():
             path = Path(out) / "config.yaml"  # a resumed run keeps its own recipe
-        cfg = load_config(TrainConfig, path, set_, {"model.spec": model, "rl.algo": algo, "rl.steps": steps, "out": out})
+        cfg = load_config(
+            TrainConfig, path, set_, {"model.spec": model, "rl.algo": algo, "rl.steps": steps, "out": out}
+        )
         run_dir = run(cfg, resume=resume)
         typer.echo(f"run: {run_dir} (metrics.jsonl, checkpoints/, trajectories/); curves: zerosearch plot {run_dir}")
 
@@ -39,19 +41,32 @@ def register(app: typer.Typer) -> None:
         set_: SetOption = None,
         model: Annotated[str, typer.Option(help="policy model spec to start from")] = "smollm2-135m",
         out: Annotated[Path, typer.Option(help="new directory for the warm-started model")] = Path("runs/warm"),
-        examples: Annotated[int, typer.Option(help="oracle demonstrations (mini-world train, rejection-sampled on BM25)")] = 64,
+        examples: Annotated[
+            int, typer.Option(help="oracle demonstrations (mini-world train, rejection-sampled on BM25)")
+        ] = 64,
         steps: Annotated[int, typer.Option(help="SFT steps")] = 30,
         lr: Annotated[float, typer.Option(help="SFT learning rate")] = 5e-5,
         batch_size: Annotated[int, typer.Option(help="demonstrations per SFT step")] = 8,
     ):
         """Optional, before RL (a departure from the paper): a short SFT on oracle search demonstrations, so that a
-        small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe (configs/tiny.yaml)."""
+        small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe (zerosearch/recipes/tiny.yaml)."""
         from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.warmstart import warm_start
 
         cfg = load_config(TrainConfig, config or "tiny", set_)
-        path = warm_start(model, out, n_examples=examples, steps=steps, lr=lr, batch_size=batch_size, k=cfg.engine.k,
-                          seed=cfg.seed, rollout_cfg=cfg.rollout, lora_r=cfg.rl.lora_r, micro_batch=cfg.rl.micro_batch)
+        path = warm_start(
+            model,
+            out,
+            n_examples=examples,
+            steps=steps,
+            lr=lr,
+            batch_size=batch_size,
+            k=cfg.engine.k,
+            seed=cfg.seed,
+            rollout_cfg=cfg.rollout,
+            lora_r=cfg.rl.lora_r,
+            micro_batch=cfg.rl.micro_batch,
+        )
         typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")
 
     @app.command()
@@ -64,11 +79,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def demo(
-        out: Annotated[Path, typer.Option(help="where the demo writes its run, evaluations and plots")] = Path("runs/demo"),
+        out: Annotated[Path, typer.Option(help="where the demo writes its run, evaluations and plots")] = Path(
+            "runs/demo"
+        ),
         steps: Annotated[int, typer.Option(help="RL steps")] = 0,
         n_eval: Annotated[int, typer.Option(help="held-out questions evaluated before and after")] = 0,
         model: Annotated[str, typer.Option(help="policy model")] = "smollm2-135m",
-        warm_steps: Annotated[Optional[int], typer.Option(help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper; default 8)")] = None,
+        warm_steps: Annotated[
+            Optional[int],
+            typer.Option(
+                help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper; default 8)"
+            ),
+        ] = None,
     ):
         """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the simulator, evaluate again."""
         from zerosearch.rl.demo import run_demo

@@ -5,7 +5,7 @@
    CIs), and the same model in the RAG baseline (one BM25 search with the question, then answer);
 3. warm start (optional, a departure from the paper: see rl/warmstart.py): a short SFT on oracle search
    demonstrations, because a 135M policy never issues a search on its own; evaluate it the same way;
-4. train it with RL against the simulator and the noise curriculum (configs/tiny.yaml, fewer steps);
+4. train it with RL against the simulator and the noise curriculum (zerosearch/recipes/tiny.yaml, fewer steps);
 5. evaluate the trained policy the same way, and print the before/after table and where everything is.
 
 At this scale (a 135M policy, a few RL steps) the point is the loop, not the gain: expect small differences whose
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zerosearch.config import TrainConfig, load_config
 
-CONFIG = "tiny"  # configs/tiny.yaml
+CONFIG = "tiny"  # zerosearch/recipes/tiny.yaml
 # Sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token trajectory costs
 # seconds on a CPU, so every stage is small. RL steps use 2 questions x 4 samples instead of tiny.yaml's 4 x 4.
 DEFAULT_STEPS, DEFAULT_EVAL, DEMO_PROMPTS_PER_STEP = 3, 20, 2
@@ -34,11 +34,18 @@ def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("poli
 
     model, tokenizer = load_model(spec, dtype=cfg.model.dtype)
     generator = HFGenerator(model, tokenizer)
-    return {m: evaluate(m, generator, examples, engine=engine, rollout_cfg=cfg.rollout, k=cfg.engine.k) for m in methods}
+    return {
+        m: evaluate(m, generator, examples, engine=engine, rollout_cfg=cfg.rollout, k=cfg.engine.k) for m in methods
+    }
 
 
-def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, model: str = "smollm2-135m",
-             warm_steps: int | None = None) -> dict:
+def run_demo(
+    out: Path,
+    steps: int | None = None,
+    n_eval: int | None = None,
+    model: str = "smollm2-135m",
+    warm_steps: int | None = None,
+) -> dict:
     """`warm_steps` 0 skips the warm start (RL from the untrained model, as in the paper); None = the default."""
     warm_steps = DEFAULT_WARM_STEPS if warm_steps is None else warm_steps
     from rich.console import Console
@@ -59,8 +66,16 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
     console = Console()
     start = time.perf_counter()
     out = Path(out)
-    cfg = load_config(TrainConfig, CONFIG, flags={"model.spec": model, "rl.steps": steps or DEFAULT_STEPS, "out": str(out / "run"),
-                                                   "rl.prompts_per_step": DEMO_PROMPTS_PER_STEP})
+    cfg = load_config(
+        TrainConfig,
+        CONFIG,
+        flags={
+            "model.spec": model,
+            "rl.steps": steps or DEFAULT_STEPS,
+            "out": str(out / "run"),
+            "rl.prompts_per_step": DEMO_PROMPTS_PER_STEP,
+        },
+    )
 
     console.rule("1. mini-world")
     train_qs = load_questions(cfg.data, seed=cfg.seed)
@@ -77,8 +92,19 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
         console.rule(f"3. warm start: SFT on {WARM_EXAMPLES} oracle search demonstrations, {warm_steps} steps")
         warm_dir = out / "warm"
         if not (warm_dir / "config.json").exists():  # a rerun of the demo reuses it
-            warm_start(model, warm_dir, n_examples=WARM_EXAMPLES, steps=warm_steps, lr=WARM_LR, batch_size=WARM_BATCH, k=cfg.engine.k, seed=cfg.seed,
-                       rollout_cfg=cfg.rollout, lora_r=cfg.rl.lora_r, micro_batch=cfg.rl.micro_batch)
+            warm_start(
+                model,
+                warm_dir,
+                n_examples=WARM_EXAMPLES,
+                steps=warm_steps,
+                lr=WARM_LR,
+                batch_size=WARM_BATCH,
+                k=cfg.engine.k,
+                seed=cfg.seed,
+                rollout_cfg=cfg.rollout,
+                lora_r=cfg.rl.lora_r,
+                micro_batch=cfg.rl.micro_batch,
+            )
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, spec=str(warm_dir)))
         records["warm-started"] = evaluate_model(cfg.model.spec, test_qs, cfg, bm25)["policy"]
 
@@ -92,7 +118,11 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
     summaries = {name: summarize(recs) for name, recs in records.items()}
     meta = {"model": model, "engine": "bm25 (mini-world corpus)", "data": f"{cfg.eval_data} ({len(test_qs)} questions)"}
     write_results(out / "eval", records, summaries, meta)
-    diffs = {f"trained - {name}": paired_difference(records[name], after) for name in ("untrained", "warm-started") if name in records}
+    diffs = {
+        f"trained - {name}": paired_difference(records[name], after)
+        for name in ("untrained", "warm-started")
+        if name in records
+    }
     plots = plot_run(run_dir)
     last = sorted((run_dir / "trajectories").glob("*.jsonl"))[-1]
     viewer = last.with_suffix(".html")
@@ -107,9 +137,16 @@ def run_demo(out: Path, steps: int | None = None, n_eval: int | None = None, mod
         table.add_row(name, ci("em"), ci("f1"), f"{s['searches_per_question']:.2f}", f"{100 * s['answer_rate']:.0f}%")
     for name, diff in diffs.items():
         d = diff[AVERAGE]
-        table.add_row(name, *(f"{100 * d[m]['mean']:+.1f} [{100 * d[m]['lo']:+.1f}, {100 * d[m]['hi']:+.1f}]" for m in ("em", "f1")), "", "")
+        table.add_row(
+            name,
+            *(f"{100 * d[m]['mean']:+.1f} [{100 * d[m]['lo']:+.1f}, {100 * d[m]['hi']:+.1f}]" for m in ("em", "f1")),
+            "",
+            "",
+        )
     console.print(table)
-    console.print(f"run (metrics.jsonl, checkpoints): {run_dir}\nplots: {plots[0].parent}\n"
-                  f"trajectory viewer: {viewer}\nevaluation (table.md, results.json, per-question jsonl): {out / 'eval'}\n"
-                  f"total time: {(time.perf_counter() - start) / 60:.1f} min")
+    console.print(
+        f"run (metrics.jsonl, checkpoints): {run_dir}\nplots: {plots[0].parent}\n"
+        f"trajectory viewer: {viewer}\nevaluation (table.md, results.json, per-question jsonl): {out / 'eval'}\n"
+        f"total time: {(time.perf_counter() - start) / 60:.1f} min"
+    )
     return {"summaries": summaries, "differences": diffs}

@@ -11,7 +11,9 @@ from pathlib import Path
 class MetricsLogger:
     """One JSON line per step in RUN/metrics.jsonl, mirrored to TensorBoard / W&B where enabled."""
 
-    def __init__(self, run_dir: Path, config: dict, tensorboard: bool = False, wandb: bool = False, resume_step: int = 0):
+    def __init__(
+        self, run_dir: Path, config: dict, tensorboard: bool = False, wandb: bool = False, resume_step: int = 0
+    ):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.truncate_after(resume_step)
@@ -29,7 +31,9 @@ class MetricsLogger:
         """On resume (or rollback), drop lines of steps after the checkpoint: they are about to be redone."""
         if not self.path.exists():
             return
-        lines = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        lines = [
+            line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+        ]
         self.path.write_text("".join(line + "\n" for line in lines))
 
     def log(self, metrics: dict) -> None:

@@ -27,12 +27,18 @@ def collate(trajectories, pad_id: int, device=None) -> dict:
     mask = torch.zeros(B, T)
     for i, t in enumerate(trajectories):
         p, r = len(t.prompt_ids), len(t.response_ids)
-        input_ids[i, P - p:P] = torch.tensor(t.prompt_ids)
-        input_ids[i, P:P + r] = torch.tensor(t.response_ids, dtype=torch.long)
-        attention[i, P - p:P + r] = 1
+        input_ids[i, P - p : P] = torch.tensor(t.prompt_ids)
+        input_ids[i, P : P + r] = torch.tensor(t.response_ids, dtype=torch.long)
+        attention[i, P - p : P + r] = 1
         mask[i, :r] = torch.tensor(t.loss_mask, dtype=torch.float)
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    batch = dict(input_ids=input_ids, attention_mask=attention, position_ids=position_ids, response_ids=input_ids[:, P:], mask=mask)
+    batch = dict(
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=position_ids,
+        response_ids=input_ids[:, P:],
+        mask=mask,
+    )
     return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
 
 
@@ -42,7 +48,7 @@ def select(batch: dict, rows, *per_token: torch.Tensor | None):
     P = attention.shape[1] - batch["mask"].shape[1]
     used = attention.any(0).nonzero().squeeze(-1)
     start, T = int(used.min()), max(int(used.max()) + 1 - P, 1)
-    sub = {k: batch[k][rows, start:P + T] for k in ("input_ids", "attention_mask", "position_ids")}
+    sub = {k: batch[k][rows, start : P + T] for k in ("input_ids", "attention_mask", "position_ids")}
     sub["response_ids"], sub["mask"] = batch["response_ids"][rows, :T], batch["mask"][rows, :T]
     return sub, [None if x is None else x[rows, :T] for x in per_token]
 
@@ -60,16 +66,24 @@ class ActorCritic(nn.Module):
             nn.init.zeros_(self.value_head.bias)
 
     def forward(self, input_ids, attention_mask, position_ids, n_response: int):
-        logits, hidden = response_logits(self.policy, input_ids, attention_mask, position_ids, n_response, self.value_head is not None)
+        logits, hidden = response_logits(
+            self.policy, input_ids, attention_mask, position_ids, n_response, self.value_head is not None
+        )
         values = None if hidden is None else self.value_head(hidden.detach().float()).squeeze(-1)
         return logits, values
 
 
 def response_logits(lm, input_ids, attention_mask, position_ids, n_response: int, want_hidden: bool = False):
     """Logits predicting each response token [B, T, V] (and the hidden states at those positions)."""
-    out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, logits_to_keep=n_response + 1,
-             output_hidden_states=want_hidden, use_cache=False)
-    hidden = out.hidden_states[-1][:, -n_response - 1:-1] if want_hidden else None
+    out = lm(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=n_response + 1,
+        output_hidden_states=want_hidden,
+        use_cache=False,
+    )
+    hidden = out.hidden_states[-1][:, -n_response - 1 : -1] if want_hidden else None
     return out.logits[:, :-1], hidden
 
 
@@ -103,7 +117,13 @@ def build_actor(model, rl_cfg) -> tuple[ActorCritic, nn.Module | None]:
     if rl_cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=rl_cfg.lora_r, lora_alpha=rl_cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=rl_cfg.lora_r,
+            lora_alpha=rl_cfg.lora_alpha,
+            lora_dropout=0.0,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
         policy, reference = get_peft_model(model, lora), None
     else:
         policy = model

@@ -55,15 +55,20 @@ def take_questions(questions: list, pos: int, n: int, seed: int) -> list:
     while len(out) < n:
         epoch, i = divmod(pos, len(questions))
         order = np.random.default_rng([seed, epoch]).permutation(len(questions))
-        chunk = order[i:i + n - len(out)]
+        chunk = order[i : i + n - len(out)]
         out += [questions[j] for j in chunk]
         pos += len(chunk)
     return out
 
 
 def rewards_of(trajectories, rl) -> torch.Tensor:
-    return torch.tensor([REWARDS[rl.reward](t.answer, t.golden_answers) + format_reward(t.response_text, rl.format_reward)
-                         for t in trajectories], dtype=torch.float)
+    return torch.tensor(
+        [
+            REWARDS[rl.reward](t.answer, t.golden_answers) + format_reward(t.response_text, rl.format_reward)
+            for t in trajectories
+        ],
+        dtype=torch.float,
+    )
 
 
 def advantages_of(rl, rewards: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None):
@@ -72,7 +77,11 @@ def advantages_of(rl, rewards: torch.Tensor, mask: torch.Tensor, values: torch.T
         return algos.gae_advantages(rewards, values, mask, rl.gamma, rl.lam)
     if rl.algo == "reinforce_pp":
         return algos.reinforce_pp_advantages(rewards, mask, rl.gamma), None
-    adv = algos.grpo_advantages(rewards, rl.samples_per_prompt, rl.norm_adv_by_std) if rl.algo == "grpo" else algos.rloo_advantages(rewards, rl.samples_per_prompt)
+    adv = (
+        algos.grpo_advantages(rewards, rl.samples_per_prompt, rl.norm_adv_by_std)
+        if rl.algo == "grpo"
+        else algos.rloo_advantages(rewards, rl.samples_per_prompt)
+    )
     return adv.unsqueeze(-1).expand_as(mask).contiguous(), None
 
 
@@ -86,7 +95,7 @@ def per_token(fn, batch: dict, micro_batch: int) -> list[torch.Tensor]:
         results = fn(sub)
         outs = outs or [torch.zeros(B, T, device=batch["mask"].device) for _ in results]
         for out, r in zip(outs, results):
-            out[rows, :r.shape[1]] = r.float()
+            out[rows, : r.shape[1]] = r.float()
     return outs
 
 
@@ -109,14 +118,27 @@ def update(accelerator, model, optimizer, batch, advantages, old_logp, ref_logp,
             stats: dict[str, float] = {}
             for k, m in enumerate(micros):
                 sub, (adv, old, ref, ret, old_v) = select(batch, m, advantages, old_logp, ref_logp, returns, old_values)
-                with (nullcontext() if k == len(micros) - 1 else accelerator.no_sync(model)), accelerator.autocast():
+                with nullcontext() if k == len(micros) - 1 else accelerator.no_sync(model), accelerator.autocast():
                     logp, ent, values = logprobs_of(model, sub, with_entropy=True, entropy_grad=rl.entropy_coef > 0)
                     loss, s = algos.policy_loss(
-                        logp, logp.detach() if old is None else old, adv, sub["mask"], ref_logp=ref, entropies=ent,
-                        clip=rl.clip, dual_clip=rl.dual_clip, kl_coef=rl.kl_coef, kl_estimator=rl.kl_estimator,
-                        entropy_coef=rl.entropy_coef, agg=rl.loss_agg, **norm)
+                        logp,
+                        logp.detach() if old is None else old,
+                        adv,
+                        sub["mask"],
+                        ref_logp=ref,
+                        entropies=ent,
+                        clip=rl.clip,
+                        dual_clip=rl.dual_clip,
+                        kl_coef=rl.kl_coef,
+                        kl_estimator=rl.kl_estimator,
+                        entropy_coef=rl.entropy_coef,
+                        agg=rl.loss_agg,
+                        **norm,
+                    )
                     if values is not None:
-                        s["value_loss"] = algos.aggregate(algos.value_loss(values, old_v, ret, rl.clip), sub["mask"], rl.loss_agg, **norm)
+                        s["value_loss"] = algos.aggregate(
+                            algos.value_loss(values, old_v, ret, rl.clip), sub["mask"], rl.loss_agg, **norm
+                        )
                         loss = loss + s["value_loss"]
                 accelerator.backward(loss)
                 for name, v in {**s, "loss": loss}.items():
@@ -144,7 +166,11 @@ def learn(accelerator, model, actor, reference, optimizer, trajectories, rewards
         return (logp,) if values is None else (logp, values)
 
     with accelerator.autocast():
-        ref_logp = per_token(lambda b: (reference_logprobs(actor, reference, b),), batch, rl.micro_batch)[0] if rl.kl_coef > 0 else None
+        ref_logp = (
+            per_token(lambda b: (reference_logprobs(actor, reference, b),), batch, rl.micro_batch)[0]
+            if rl.kl_coef > 0
+            else None
+        )
         old_logp = old_values = None
         if not on_policy or rl.algo == "ppo":
             old = per_token(old_pass, batch, rl.micro_batch)
@@ -158,7 +184,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Run (or resume) RL training; returns the run directory."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from zerosearch.data import load_questions
     from zerosearch.engines import make_engine
@@ -185,20 +218,26 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     optimizer = make_optimizer(actor, rl)
     state = {"step": 0, "data_pos": 0, "rollbacks": 0, "lr_scale": 1.0}
     # Linear warm-up, then constant; `lr_scale` drops at each rollback of the collapse guard.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: state["lr_scale"] * min(1.0, (s + 1) / (rl.warmup_steps + 1)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: state["lr_scale"] * min(1.0, (s + 1) / (rl.warmup_steps + 1))
+    )
     model, optimizer = accelerator.prepare(actor, optimizer)  # the scheduler stays ours: one step per training step
     actor.eval()
 
     if cfg.model.backend == "openai":
         generator = make_generator(cfg.model)
-        accelerator.print("warning: rollouts come from the OpenAI-compatible server, whose weights are not synced with training")
+        accelerator.print(
+            "warning: rollouts come from the OpenAI-compatible server, whose weights are not synced with training"
+        )
     else:
         generator = HFGenerator(actor.policy, tokenizer)
     engine = make_engine(cfg.engine, generator=generator if cfg.simulator_shares_policy else None)
     questions = load_questions(cfg.data, seed=cfg.seed)
     if not questions:
         raise UserError(f"no training questions in {cfg.data}")
-    noise = schedule(cfg.curriculum.schedule, rl.steps, cfg.curriculum.p_start, cfg.curriculum.p_end, cfg.curriculum.base)
+    noise = schedule(
+        cfg.curriculum.schedule, rl.steps, cfg.curriculum.p_start, cfg.curriculum.p_end, cfg.curriculum.base
+    )
     guard = CollapseGuard(cfg.collapse_window, cfg.collapse_ratio, cfg.min_entropy)
 
     def restore(path: Path, **overrides) -> None:
@@ -216,9 +255,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    logger = MetricsLogger(out, to_dict(cfg), cfg.log_tensorboard, cfg.log_wandb, resume_step=state["step"]) if main else None
+    logger = (
+        MetricsLogger(out, to_dict(cfg), cfg.log_tensorboard, cfg.log_wandb, resume_step=state["step"])
+        if main
+        else None
+    )
     rank, world = accelerator.process_index, accelerator.num_processes
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     progress = Progress(*columns, disable=not (cfg.progress and main))
     task = progress.add_task("training", total=rl.steps, completed=state["step"])
 
@@ -231,14 +280,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             examples = take_questions(questions, state["data_pos"], rl.prompts_per_step, cfg.seed)[rank::world]
             p_noisy = noise[step - 1]
             engine_s0 = engine.meter.seconds
-            trajectories = run_rollouts(generator, engine, examples, cfg.rollout, p_noisy=p_noisy,
-                                        seed=cfg.seed * 1_000_003 + step * 1009 + rank, n=rl.samples_per_prompt, k=cfg.engine.k)
+            trajectories = run_rollouts(
+                generator,
+                engine,
+                examples,
+                cfg.rollout,
+                p_noisy=p_noisy,
+                seed=cfg.seed * 1_000_003 + step * 1009 + rank,
+                n=rl.samples_per_prompt,
+                k=cfg.engine.k,
+            )
             rollout_s = time.perf_counter() - t_start
 
             # 3-6. rewards, then learn from them
             t_update = time.perf_counter()
             rewards = rewards_of(trajectories, rl)
-            stats, batch = learn(accelerator, model, actor, reference, optimizer, trajectories, rewards, tokenizer.pad_token_id, rl)
+            stats, batch = learn(
+                accelerator, model, actor, reference, optimizer, trajectories, rewards, tokenizer.pad_token_id, rl
+            )
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             update_s = time.perf_counter() - t_update
@@ -262,16 +321,28 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 "update_s": update_s,
             }
             values = accelerator.reduce(torch.tensor(list(local.values()), device=accelerator.device), "mean").tolist()
-            metrics = {"step": step, "p_noisy": p_noisy, "lr": lr, **dict(zip(local, values)), "step_s": time.perf_counter() - t_start}
+            metrics = {
+                "step": step,
+                "p_noisy": p_noisy,
+                "lr": lr,
+                **dict(zip(local, values)),
+                "step_s": time.perf_counter() - t_start,
+            }
 
             problem = guard.check(metrics) if cfg.on_collapse != "off" else None
             if problem:
                 saved = checkpoint.checkpoints(out)
                 if cfg.on_collapse != "rollback" or not saved or state["rollbacks"] >= cfg.max_rollbacks:
-                    raise TrainingCollapsed(f"step {step}: {problem}; stopped (on_collapse={cfg.on_collapse}, "
-                                            f"rollbacks used {state['rollbacks']}/{cfg.max_rollbacks}). Last checkpoint: {saved[-1] if saved else 'none'}")
-                restore(saved[-1], rollbacks=state["rollbacks"] + 1, lr_scale=state["lr_scale"] * cfg.rollback_lr_factor)
-                accelerator.print(f"step {step}: {problem}; rolled back to step {state['step']} with lr x{state['lr_scale']:g}")
+                    raise TrainingCollapsed(
+                        f"step {step}: {problem}; stopped (on_collapse={cfg.on_collapse}, "
+                        f"rollbacks used {state['rollbacks']}/{cfg.max_rollbacks}). Last checkpoint: {saved[-1] if saved else 'none'}"
+                    )
+                restore(
+                    saved[-1], rollbacks=state["rollbacks"] + 1, lr_scale=state["lr_scale"] * cfg.rollback_lr_factor
+                )
+                accelerator.print(
+                    f"step {step}: {problem}; rolled back to step {state['step']} with lr x{state['lr_scale']:g}"
+                )
                 if logger:
                     logger.truncate_after(state["step"])
                 progress.update(task, completed=state["step"])
@@ -281,11 +352,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             if logger:
                 logger.log(metrics)
             if cfg.save_trajectories:  # every process its own share
-                write_jsonl(trajectories, out / "trajectories" / f"step-{step:06d}{f'-rank{rank}' if world > 1 else ''}.jsonl")
+                write_jsonl(
+                    trajectories, out / "trajectories" / f"step-{step:06d}{f'-rank{rank}' if world > 1 else ''}.jsonl"
+                )
             if main and (step % cfg.save_every == 0 or step == rl.steps):
-                checkpoint.save(out, step, actor, tokenizer, optimizer, scheduler, {**state, "guard": guard.state_dict()}, cfg.keep_checkpoints)
+                checkpoint.save(
+                    out,
+                    step,
+                    actor,
+                    tokenizer,
+                    optimizer,
+                    scheduler,
+                    {**state, "guard": guard.state_dict()},
+                    cfg.keep_checkpoints,
+                )
             accelerator.wait_for_everyone()
-            progress.update(task, completed=step, description=f"reward {metrics['reward']:.3f} kl {metrics.get('kl', 0):.4f}")
+            progress.update(
+                task, completed=step, description=f"reward {metrics['reward']:.3f} kl {metrics.get('kl', 0):.4f}"
+            )
     if logger:
         logger.close()
     return out

@@ -32,7 +32,10 @@ from zerosearch.rewards import normalize_answer
 def script_for(example: QAExample) -> list[str]:
     """The oracle's turns: one think-and-search per hop (a bridge hop's question already names the bridge
     entity), then the answer."""
-    turns = [f"<think> I need to find out: {h['question']} </think>\n<search> {h['question']} </search>" for h in example.meta["hops"]]
+    turns = [
+        f"<think> I need to find out: {h['question']} </think>\n<search> {h['question']} </search>"
+        for h in example.meta["hops"]
+    ]
     answer = example.golden_answers[0]
     return turns + [f"<think> The documents say the answer is {answer}. </think>\n<answer> {answer} </answer>"]
 
@@ -71,18 +74,24 @@ def is_faithful(traj, example: QAExample) -> bool:
     """Answered, one observation per hop, and each observation (as the policy saw it) holds its hop's answer."""
     observations = [s.text for s in traj.segments if s.role == "env"]
     hops = example.meta["hops"]
-    return (traj.stop_reason == "answer" and traj.em == 1.0 and len(observations) == len(hops)
-            and all(normalize_answer(h["answer"]) in normalize_answer(o) for h, o in zip(hops, observations)))
+    return (
+        traj.stop_reason == "answer"
+        and traj.em == 1.0
+        and len(observations) == len(hops)
+        and all(normalize_answer(h["answer"]) in normalize_answer(o) for h, o in zip(hops, observations))
+    )
 
 
-def demonstrations(tokenizer, engine, examples: list[QAExample], rollout_cfg: RolloutConfig, k: int, n: int | None = None):
+def demonstrations(
+    tokenizer, engine, examples: list[QAExample], rollout_cfg: RolloutConfig, k: int, n: int | None = None
+):
     """(kept, n_rejected): oracle trajectories of `examples` (in order, at most `n` kept) through `run_rollouts`."""
     from zerosearch.rollout import run_rollouts
 
     examples = list({ex.question: ex for ex in examples}.values())  # a script per prompt
     kept, rejected = [], 0
     for start in range(0, len(examples), 64):  # chunks, so that `n` demonstrations cost about n rollouts
-        chunk = examples[start:start + 64]
+        chunk = examples[start : start + 64]
         trajs = run_rollouts(ScriptedPolicy(tokenizer, chunk), engine, chunk, rollout_cfg, greedy=True, k=k)
         for traj, ex in zip(trajs, chunk):
             if is_faithful(traj, ex):
@@ -103,14 +112,16 @@ def policy_nll(model, trajectories, pad_id: int, micro_batch: int = 4) -> float:
     total = count = 0.0
     with torch.no_grad():
         for i in range(0, len(trajectories), micro_batch):
-            batch = collate(trajectories[i:i + micro_batch], pad_id, next(model.parameters()).device)
+            batch = collate(trajectories[i : i + micro_batch], pad_id, next(model.parameters()).device)
             logp = logprobs_of(model, batch)[0]
             total += -(logp * batch["mask"]).sum().item()
             count += batch["mask"].sum().item()
     return total / max(count, 1.0)
 
 
-def sft(actor, trajectories, pad_id: int, *, steps: int, lr: float, batch_size: int, micro_batch: int, seed: int) -> None:
+def sft(
+    actor, trajectories, pad_id: int, *, steps: int, lr: float, batch_size: int, micro_batch: int, seed: int
+) -> None:
     """`steps` AdamW steps of policy-token NLL, each over `batch_size` demonstrations of a seeded endless shuffle,
     accumulated over micro-batches (normalized by the batch's token count: one big batch's gradient)."""
     import torch
@@ -124,7 +135,7 @@ def sft(actor, trajectories, pad_id: int, *, steps: int, lr: float, batch_size: 
         rows = take_questions(trajectories, step * batch_size, batch_size, seed)
         n_tokens = sum(sum(t.loss_mask) for t in rows)
         for i in range(0, len(rows), micro_batch):
-            batch = collate(rows[i:i + micro_batch], pad_id, device)
+            batch = collate(rows[i : i + micro_batch], pad_id, device)
             logp = logprobs_of(actor, batch)[0]
             (-(logp * batch["mask"]).sum() / n_tokens).backward()
         torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
@@ -149,9 +160,22 @@ def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:
         raise
 
 
-def warm_start(model_spec: str, out_dir: str | Path, *, n_examples: int = 64, steps: int = 30, lr: float = 5e-5,
-               batch_size: int = 8, k: int = 3, seed: int = 0, rollout_cfg: RolloutConfig | None = None,
-               lora_r: int = 0, micro_batch: int = 4, data: str = "mini-world:train", corpus: str = "mini-world:corpus") -> Path:
+def warm_start(
+    model_spec: str,
+    out_dir: str | Path,
+    *,
+    n_examples: int = 64,
+    steps: int = 30,
+    lr: float = 5e-5,
+    batch_size: int = 8,
+    k: int = 3,
+    seed: int = 0,
+    rollout_cfg: RolloutConfig | None = None,
+    lora_r: int = 0,
+    micro_batch: int = 4,
+    data: str = "mini-world:train",
+    corpus: str = "mini-world:corpus",
+) -> Path:
     """SFT `model_spec` on `n_examples` rejection-sampled oracle demonstrations; returns `out_dir`, a model
     directory for `load_model` (LoRA adapters, when `lora_r` > 0, are merged into it)."""
     from zerosearch.data import load_questions
@@ -172,14 +196,35 @@ def warm_start(model_spec: str, out_dir: str | Path, *, n_examples: int = 64, st
     random.Random(seed).shuffle(questions)
     demos, rejected = demonstrations(tokenizer, engine, questions, rollout_cfg, k, n_examples)
     if not demos:
-        raise UserError(f"no demonstration of {data} passed the rejection check (every observation must hold its hop's answer)")
+        raise UserError(
+            f"no demonstration of {data} passed the rejection check (every observation must hold its hop's answer)"
+        )
 
     actor, _ = build_actor(model, RLConfig(lora_r=lora_r, kl_coef=0.0))
     nll_before = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
-    sft(actor, demos, tokenizer.pad_token_id, steps=steps, lr=lr, batch_size=batch_size, micro_batch=micro_batch, seed=seed)
+    sft(
+        actor,
+        demos,
+        tokenizer.pad_token_id,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        micro_batch=micro_batch,
+        seed=seed,
+    )
     nll_after = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
     policy = actor.policy.merge_and_unload() if lora_r > 0 else actor.policy
-    stats = dict(model=model_spec, demonstrations=len(demos), rejected=rejected, steps=steps, lr=lr, batch_size=batch_size,
-                 lora_r=lora_r, nll_before=nll_before, nll_after=nll_after, seconds=time.perf_counter() - start)
+    stats = dict(
+        model=model_spec,
+        demonstrations=len(demos),
+        rejected=rejected,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        lora_r=lora_r,
+        nll_before=nll_before,
+        nll_after=nll_after,
+        seconds=time.perf_counter() - start,
+    )
     _save(policy, tokenizer, demos, stats, out)
     return out

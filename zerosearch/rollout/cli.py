@@ -43,16 +43,27 @@ def register(app: typer.Typer) -> None:
         # A simulator of the same spec shares the policy's weights instead of loading them twice.
         same = cfg.engine.simulator_model == cfg.model.spec and cfg.model.backend == "hf"
         searcher = make_engine(cfg.engine, generator=policy if same else None)
-        trajectories = run_rollouts(policy, searcher, examples, cfg.rollout, p_noisy=p_noisy, seed=seed,
-                                    n=samples, greedy=greedy, k=cfg.engine.k)
+        trajectories = run_rollouts(
+            policy,
+            searcher,
+            examples,
+            cfg.rollout,
+            p_noisy=p_noisy,
+            seed=seed,
+            n=samples,
+            greedy=greedy,
+            k=cfg.engine.k,
+        )
         write_jsonl(trajectories, out)
         reasons: dict[str, int] = {}
         for t in trajectories:
             reasons[t.stop_reason] = reasons.get(t.stop_reason, 0) + 1
         mean = sum(t.reward for t in trajectories) / len(trajectories)
         searches = sum(len(t.searches) for t in trajectories)
-        typer.echo(f"{len(trajectories)} trajectories -> {out}: mean reward (F1) {mean:.3f}, {searches} searches, "
-                   f"stop reasons {json.dumps(reasons)}")
+        typer.echo(
+            f"{len(trajectories)} trajectories -> {out}: mean reward (F1) {mean:.3f}, {searches} searches, "
+            f"stop reasons {json.dumps(reasons)}"
+        )
 
     @app.command()
     def view(

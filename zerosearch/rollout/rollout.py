@@ -56,7 +56,9 @@ class _Rollout:
         t.segments.append(Segment(role=role, text=text, n_tokens=len(ids)))
         self.context += ids
         if self.logprobs is not None:
-            self.logprobs = None if role == "policy" and logprobs is None else self.logprobs + (logprobs or [0.0] * len(ids))
+            self.logprobs = (
+                None if role == "policy" and logprobs is None else self.logprobs + (logprobs or [0.0] * len(ids))
+            )
         if role == "env":
             self.obs_tokens += len(ids)
 
@@ -80,7 +82,9 @@ def _cut_hallucination(tokenizer, c: Completion) -> tuple[list[int], str, list[f
         return c.token_ids, c.text, c.logprobs
     limit = c.text.find(HALLUCINATED)
     n = len(c.token_ids)
-    while n and (HALLUCINATED in (text := tokenizer.decode(c.token_ids[:n], skip_special_tokens=True)) or len(text) > limit):
+    while n and (
+        HALLUCINATED in (text := tokenizer.decode(c.token_ids[:n], skip_special_tokens=True)) or len(text) > limit
+    ):
         n -= 1
     text = tokenizer.decode(c.token_ids[:n], skip_special_tokens=True)
     return c.token_ids[:n], text, c.logprobs[:n] if c.logprobs is not None else None
@@ -155,8 +159,13 @@ def run_rollouts(
     for ex in examples:
         prompt_ids = encode_text(tokenizer, chat_prompt(tokenizer, template(ex.question)))
         for _ in range(n):
-            traj = Trajectory(question=ex.question, golden_answers=list(ex.golden_answers), prompt_ids=list(prompt_ids),
-                              id=ex.id, data_source=ex.data_source)
+            traj = Trajectory(
+                question=ex.question,
+                golden_answers=list(ex.golden_answers),
+                prompt_ids=list(prompt_ids),
+                id=ex.id,
+                data_source=ex.data_source,
+            )
             rollouts.append(_Rollout(traj, list(prompt_ids)))
 
     # Where the back-end can, keep each sequence's KV cache across turns (the weights are fixed in here).
@@ -173,7 +182,9 @@ def run_rollouts(
             if not active:
                 break
             budgets = [min(cfg.max_turn_tokens, cfg.max_context_tokens - len(r.context)) for r in active]
-            completions = _generate(generator, [r.context for r in active], budgets, cfg, temperature, seed * 1_000_003 + turn)
+            completions = _generate(
+                generator, [r.context for r in active], budgets, cfg, temperature, seed * 1_000_003 + turn
+            )
             searches = []
             for r, c, budget in zip(active, completions, budgets):
                 r.traj.n_turns = turn
@@ -188,8 +199,18 @@ def run_rollouts(
                     r.finish("max_tokens" if c.finish_reason == "length" else "max_turns")
                 elif action.kind == "search":
                     mode = "noisy" if draws.random() < p_noisy else "useful"
-                    searches.append((r, SearchRequest(action.content, k=k, question=r.traj.question,
-                                                      answers=list(r.traj.golden_answers), mode=mode)))
+                    searches.append(
+                        (
+                            r,
+                            SearchRequest(
+                                action.content,
+                                k=k,
+                                question=r.traj.question,
+                                answers=list(r.traj.golden_answers),
+                                mode=mode,
+                            ),
+                        )
+                    )
                 elif not env.append_invalid(r):
                     r.finish("context_full")
             results = engine.search([req for _, req in searches]) if searches else []
@@ -203,14 +224,26 @@ def run_rollouts(
     return [r.traj for r in rollouts]
 
 
-def _generate(generator: Generator, contexts: list[list[int]], budgets: list[int], cfg: RolloutConfig,
-              temperature: float, seed: int) -> list[Completion]:
+def _generate(
+    generator: Generator,
+    contexts: list[list[int]],
+    budgets: list[int],
+    cfg: RolloutConfig,
+    temperature: float,
+    seed: int,
+) -> list[Completion]:
     """One generate call per distinct token budget (rows near the context limit get fewer new tokens)."""
     completions: list[Completion | None] = [None] * len(contexts)
     for i, budget in enumerate(sorted(set(budgets), reverse=True)):
         rows = [j for j, b in enumerate(budgets) if b == budget]
-        outs = generator.generate([contexts[j] for j in rows], max_new_tokens=budget, stop=STOP,
-                                  temperature=temperature, top_p=cfg.top_p, seed=seed + 7919 * i)
+        outs = generator.generate(
+            [contexts[j] for j in rows],
+            max_new_tokens=budget,
+            stop=STOP,
+            temperature=temperature,
+            top_p=cfg.top_p,
+            seed=seed + 7919 * i,
+        )
         for j, c in zip(rows, outs):
             completions[j] = c
     return completions

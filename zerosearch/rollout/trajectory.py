@@ -47,7 +47,7 @@ class Trajectory:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Trajectory":
+    def from_dict(cls, d: dict) -> Trajectory:
         d = dict(d)
         d["segments"] = [Segment(**s) for s in d.get("segments", [])]
         d["searches"] = [Search(**s) for s in d.get("searches", [])]

@@ -30,20 +30,28 @@ def _trajectory(i: int, t: Trajectory) -> str:
     parts = []
     for s in t.segments:
         if s.role == "policy":
-            parts.append(f'<span class="policy" title="policy: {s.n_tokens} tokens (in the loss)">{escape(s.text)}</span>')
+            parts.append(
+                f'<span class="policy" title="policy: {s.n_tokens} tokens (in the loss)">{escape(s.text)}</span>'
+            )
         elif s.text.startswith(prompts.OBSERVATION_OPEN):
             search = next(searches, None)
             badge = f'<span class="badge {escape(search.mode)}">{escape(search.mode)}</span>' if search else ""
-            parts.append(f'{badge}<span class="env" title="environment: {s.n_tokens} tokens (masked)">{escape(s.text)}</span>')
+            parts.append(
+                f'{badge}<span class="env" title="environment: {s.n_tokens} tokens (masked)">{escape(s.text)}</span>'
+            )
         else:
-            parts.append(f'<span class="env invalid" title="invalid-action message: {s.n_tokens} tokens">{escape(s.text)}</span>')
+            parts.append(
+                f'<span class="env invalid" title="invalid-action message: {s.n_tokens} tokens">{escape(s.text)}</span>'
+            )
     verdict = "good" if t.em else "bad"
     golds = ", ".join(escape(g) for g in t.golden_answers)
     modes = Counter(s.mode for s in t.searches)
     search_list = "".join(
         f'<li><span class="badge {escape(s.mode)}">{escape(s.mode)}</span>{escape(s.query)}'
-        f'<details><summary>{len(s.documents)} documents</summary><ol>'
-        + "".join(f"<li><b>{escape(str(d.get('title') or ''))}</b> {escape(str(d.get('text', '')))}</li>" for d in s.documents)
+        f"<details><summary>{len(s.documents)} documents</summary><ol>"
+        + "".join(
+            f"<li><b>{escape(str(d.get('title') or ''))}</b> {escape(str(d.get('text', '')))}</li>" for d in s.documents
+        )
         + "</ol></details></li>"
         for s in t.searches
     )
@@ -53,9 +61,7 @@ def _trajectory(i: int, t: Trajectory) -> str:
         f" · gold: {golds} · reward (F1) {t.reward:.3f} · EM {t.em:.0f} · {t.n_turns} turns · stop: {escape(t.stop_reason)}"
         f" · {len(t.response_ids)} response tokens, {sum(t.loss_mask)} in the loss"
         f" · searches: {len(t.searches)} ({', '.join(f'{escape(k)} {v}' for k, v in modes.items()) or 'none'})</div>"
-        f'<div class="text">{"".join(parts)}</div>'
-        + (f"<ol>{search_list}</ol>" if t.searches else "")
-        + "</div>"
+        f'<div class="text">{"".join(parts)}</div>' + (f"<ol>{search_list}</ol>" if t.searches else "") + "</div>"
     )
 
 
@@ -64,13 +70,14 @@ def render_html(trajectories: list[Trajectory], title: str = "trajectories") -> 
     mean = sum(t.reward for t in trajectories) / n if n else 0.0
     em = sum(t.em for t in trajectories) / n if n else 0.0
     reasons = Counter(t.stop_reason for t in trajectories)
-    summary = (
-        f"{n} trajectories · mean reward (F1) {mean:.3f} · EM {em:.3f} · stop reasons: "
-        + ", ".join(f"{escape(k)} {v}" for k, v in reasons.most_common())
+    summary = f"{n} trajectories · mean reward (F1) {mean:.3f} · EM {em:.3f} · stop reasons: " + ", ".join(
+        f"{escape(k)} {v}" for k, v in reasons.most_common()
     )
-    legend = ('<div class="legend"><span class="policy">policy text (in the loss)</span>'
-              '<span class="env">environment text (masked)</span><span class="env invalid">invalid-action message</span>'
-              '<span class="badge useful">useful</span><span class="badge noisy">noisy</span></div>')
+    legend = (
+        '<div class="legend"><span class="policy">policy text (in the loss)</span>'
+        '<span class="env">environment text (masked)</span><span class="env invalid">invalid-action message</span>'
+        '<span class="badge useful">useful</span><span class="badge noisy">noisy</span></div>'
+    )
     body = "".join(_trajectory(i, t) for i, t in enumerate(trajectories))
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title><style>{STYLE}</style></head>'

@@ -154,7 +154,9 @@ def create_app(
     app.state.engine, app.state.batcher, app.state.stats = engine, batcher, stats
 
     def error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"error": message, **({"field": field} if field else {})}, status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": message, **({"field": field} if field else {})}, status_code=status, headers=headers
+        )
 
     def unauthorized(request: Request) -> JSONResponse | None:
         if token is None:
@@ -189,7 +191,9 @@ def create_app(
             except BadRequest as e:
                 response = error(e.status, str(e), e.field)
             except QueueFull:
-                response = error(503, f"server busy: more than {max_queue} queries waiting", headers={"Retry-After": "1"})
+                response = error(
+                    503, f"server busy: more than {max_queue} queries waiting", headers={"Retry-After": "1"}
+                )
             except Exception as e:  # the engine failed on this request; others carry on
                 response = error(500, f"engine error: {type(e).__name__}: {e}"[:500])
         stats.record(route, response.status_code, time.perf_counter() - start)
@@ -197,7 +201,12 @@ def create_app(
 
     @app.post("/search")
     async def search(request: Request):
-        return await handle(request, "/search", parse_search, lambda results, _: {"results": [[d.to_dict() for d in docs] for docs in results]})
+        return await handle(
+            request,
+            "/search",
+            parse_search,
+            lambda results, _: {"results": [[d.to_dict() for d in docs] for docs in results]},
+        )
 
     @app.post("/retrieve")
     async def retrieve(request: Request):
@@ -225,7 +234,11 @@ def create_app(
             "requests": dict(stats.requests),
             "latency": stats.percentiles(),
             "queue": {"pending_queries": batcher.pending, "max_queue": max_queue},
-            "batches": {"calls": calls, "mean_size": round(sum(s * n for s, n in sizes.items()) / calls, 2) if calls else 0, "max_size": max(sizes, default=0)},
+            "batches": {
+                "calls": calls,
+                "mean_size": round(sum(s * n for s, n in sizes.items()) / calls, 2) if calls else 0,
+                "max_size": max(sizes, default=0),
+            },
             "meter": engine.meter.to_dict(),
         }
         if hasattr(engine, "stats"):
@@ -248,7 +261,9 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int | None = Non
     """Serve `app` with uvicorn in a background thread; yields its base URL (tests, benchmarks, notebooks)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port or free_port(host), log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port or free_port(host), log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30

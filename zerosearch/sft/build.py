@@ -38,7 +38,9 @@ def example(record: dict, documents: list[dict]) -> dict:
     user = prompts.simulator_sft_prompt(record["query"], record["question"], record["golden_answers"], record["label"])
     return {
         "prompt": [{"role": "system", "content": ""}, {"role": "user", "content": user}],
-        "completion": [{"role": "assistant", "content": prompts.format_documents([Document(d["text"]) for d in documents])}],
+        "completion": [
+            {"role": "assistant", "content": prompts.format_documents([Document(d["text"]) for d in documents])}
+        ],
         "mode": record["label"],
         "question_id": str(record["question_id"]),
         "question": record["question"],
@@ -80,8 +82,10 @@ def build(
         if not docs:
             dropped["empty_documents"] += 1
             continue
-        if r["label"] == "useful" and contains_answer(documents_text(r["documents"]), r["golden_answers"]) and not contains_answer(
-            documents_text(docs), r["golden_answers"]
+        if (
+            r["label"] == "useful"
+            and contains_answer(documents_text(r["documents"]), r["golden_answers"])
+            and not contains_answer(documents_text(docs), r["golden_answers"])
         ):
             dropped["answer_cut_off"] += 1
             continue
@@ -100,14 +104,22 @@ def build(
 
     questions = sorted({e["question_id"] for e in examples})
     rng.shuffle(questions)
-    n_val = min(len(questions) - 1, max(1, round(val_fraction * len(questions)))) if val_fraction > 0 and len(questions) > 1 else 0
+    n_val = (
+        min(len(questions) - 1, max(1, round(val_fraction * len(questions))))
+        if val_fraction > 0 and len(questions) > 1
+        else 0
+    )
     val_ids = set(questions[:n_val])
     train = [e for e in examples if e["question_id"] not in val_ids]
     val = [e for e in examples if e["question_id"] in val_ids]
     rng.shuffle(train)
 
     def counts(rows: list[dict]) -> dict:
-        return {"examples": len(rows), "questions": len({e["question_id"] for e in rows}), **Counter(e["mode"] for e in rows)}
+        return {
+            "examples": len(rows),
+            "questions": len({e["question_id"] for e in rows}),
+            **Counter(e["mode"] for e in rows),
+        }
 
     stats = {
         "records": len(records),
@@ -115,7 +127,9 @@ def build(
         "dropped": dict(dropped),
         "train": counts(train),
         "validation": counts(val),
-        "mean_completion_words": round(sum(len(e["completion"][0]["content"].split()) for e in examples) / max(len(examples), 1), 1),
+        "mean_completion_words": round(
+            sum(len(e["completion"][0]["content"].split()) for e in examples) / max(len(examples), 1), 1
+        ),
         "k": k,
         "max_doc_words": max_doc_words,
         "balance": balance,

@@ -49,7 +49,9 @@ def done_question_ids(path: Path) -> set[str]:
     return {str(json.loads(line)["question_id"]) for line in data.decode("utf-8").splitlines() if line.strip()}
 
 
-def _record(example, engine_id: str, source: str, query: str | None, documents: list[dict], sample: int = 0, turn: int = 0) -> dict:
+def _record(
+    example, engine_id: str, source: str, query: str | None, documents: list[dict], sample: int = 0, turn: int = 0
+) -> dict:
     return {
         "question_id": str(example.id),
         "question": example.question,
@@ -64,19 +66,33 @@ def _record(example, engine_id: str, source: str, query: str | None, documents: 
     }
 
 
-def collect_batch(examples: list, engine: SearchEngine, *, source: str, generator=None, rollout_cfg=None, samples: int = 1,
-                  prompt_template=prompts.AGENT_PROMPT, k: int = 5, seed: int = 0) -> list[dict]:
+def collect_batch(
+    examples: list,
+    engine: SearchEngine,
+    *,
+    source: str,
+    generator=None,
+    rollout_cfg=None,
+    samples: int = 1,
+    prompt_template=prompts.AGENT_PROMPT,
+    k: int = 5,
+    seed: int = 0,
+) -> list[dict]:
     """The interaction records of a batch of questions (at least one record per question)."""
     engine_id = engine.identity()
     per_question: list[list[dict]] = [[] for _ in examples]
     if source in ("agent", "both"):
         from zerosearch.rollout import run_rollouts
 
-        trajectories = run_rollouts(generator, engine, examples, rollout_cfg, seed=seed, prompt_template=prompt_template, n=samples, k=k)
+        trajectories = run_rollouts(
+            generator, engine, examples, rollout_cfg, seed=seed, prompt_template=prompt_template, n=samples, k=k
+        )
         for i, traj in enumerate(trajectories):
             q, sample = divmod(i, samples)
             for turn, search in enumerate(traj.searches):
-                per_question[q].append(_record(examples[q], engine_id, "agent", search.query, search.documents, sample, turn))
+                per_question[q].append(
+                    _record(examples[q], engine_id, "agent", search.query, search.documents, sample, turn)
+                )
     if source in ("oracle", "both"):
         owners, requests = [], []
         for q, ex in enumerate(examples):
@@ -84,12 +100,24 @@ def collect_batch(examples: list, engine: SearchEngine, *, source: str, generato
                 owners.append(q)
                 requests.append(SearchRequest(query=query, k=k, question=ex.question, answers=list(ex.golden_answers)))
         for q, request, docs in zip(owners, requests, engine.search(requests), strict=True):
-            per_question[q].append(_record(examples[q], engine_id, "oracle", request.query, [d.to_dict() for d in docs]))
-    return [r for q, rows in enumerate(per_question) for r in (rows or [_record(examples[q], engine_id, source, None, [])])]
+            per_question[q].append(
+                _record(examples[q], engine_id, "oracle", request.query, [d.to_dict() for d in docs])
+            )
+    return [
+        r for q, rows in enumerate(per_question) for r in (rows or [_record(examples[q], engine_id, source, None, [])])
+    ]
 
 
-def collect(examples: list, engine: SearchEngine, out: str | Path, *, batch_size: int = 8, progress: bool = True,
-            seed: int = 0, **kw) -> int:
+def collect(
+    examples: list,
+    engine: SearchEngine,
+    out: str | Path,
+    *,
+    batch_size: int = 8,
+    progress: bool = True,
+    seed: int = 0,
+    **kw,
+) -> int:
     """Append the interactions of every question not yet in `out`; returns how many questions were collected now.
 
     `kw` goes to `collect_batch`; each batch samples with its own seed, derived from `seed`.

@@ -20,7 +20,9 @@ def _dataset(data_dir: Path):
 
     files = {"train": data_dir / "train.jsonl"}
     if not files["train"].is_file() or files["train"].stat().st_size == 0:
-        raise UserError(f"no training examples: {files['train']} is missing or empty (run `zerosearch sft build` first)")
+        raise UserError(
+            f"no training examples: {files['train']} is missing or empty (run `zerosearch sft build` first)"
+        )
     if (data_dir / "validation.jsonl").is_file() and (data_dir / "validation.jsonl").stat().st_size > 0:
         files["validation"] = data_dir / "validation.jsonl"
     data = load_dataset("json", data_files={k: str(v) for k, v in files.items()})
@@ -71,10 +73,16 @@ def make_trainer(cfg: SFTConfig, progress: bool = True):
     if cfg.lora_r:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+        peft_config = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
     return SFTTrainer(
-        model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("validation"),
-        processing_class=tokenizer, peft_config=peft_config,
+        model=model,
+        args=args,
+        train_dataset=data["train"],
+        eval_dataset=data.get("validation"),
+        processing_class=tokenizer,
+        peft_config=peft_config,
     )
 
 
@@ -107,7 +115,9 @@ def finetune(cfg: SFTConfig, progress: bool = True) -> dict:
         "validation_examples": len(trainer.eval_dataset) if has_val else 0,
         "train_loss": result.training_loss,
         "eval_loss": eval_loss,
-        "loss_history": [{k: v for k, v in h.items() if k in ("step", "loss", "eval_loss")} for h in trainer.state.log_history],
+        "loss_history": [
+            {k: v for k, v in h.items() if k in ("step", "loss", "eval_loss")} for h in trainer.state.log_history
+        ],
         "seconds": round(seconds, 1),
         "lora_r": cfg.lora_r,
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},

@@ -51,7 +51,9 @@ def load_items(path: str | Path, limit: int | None = None) -> list[dict]:
         try:
             row = json.loads(line)
             item = {
-                "question": row["question"], "golden_answers": row["golden_answers"], "query": row["query"],
+                "question": row["question"],
+                "golden_answers": row["golden_answers"],
+                "query": row["query"],
                 "real": row["completion"][-1]["content"],
             }
         except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
@@ -67,7 +69,9 @@ def distinct_n(texts: list[str], n: int = 2) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def grade(generator, prompt: str, items: list[dict], *, k: int = 5, max_new_tokens: int = 256, batch_size: int = 8) -> dict:
+def grade(
+    generator, prompt: str, items: list[dict], *, k: int = 5, max_new_tokens: int = 256, batch_size: int = 8
+) -> dict:
     """The report card of one simulator (a Generator + prompt form) on the held-out items."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine, parse_documents
@@ -75,7 +79,8 @@ def grade(generator, prompt: str, items: list[dict], *, k: int = 5, max_new_toke
     engine = SimulatorEngine(generator, prompt=prompt, max_new_tokens=max_new_tokens, temperature=0.0)
     requests = [
         SearchRequest(query=it["query"], k=k, question=it["question"], answers=list(it["golden_answers"]), mode=mode)
-        for mode in ("useful", "noisy") for it in items
+        for mode in ("useful", "noisy")
+        for it in items
     ]
     results = []
     for start in range(0, len(requests), batch_size):
@@ -105,7 +110,12 @@ def grade(generator, prompt: str, items: list[dict], *, k: int = 5, max_new_toke
         "completion_tokens_per_query": meter.completion_tokens / meter.queries if meter.queries else 0.0,
         "batch_size": batch_size,
         "outputs": [  # every output, so that a metric can be recomputed or inspected
-            {"query": it["query"], "answers": it["golden_answers"], "useful": [d.text for d in u], "noisy": [d.text for d in z]}
+            {
+                "query": it["query"],
+                "answers": it["golden_answers"],
+                "useful": [d.text for d in u],
+                "noisy": [d.text for d in z],
+            }
             for it, u, z in zip(items, useful, noisy)
         ],
     }
@@ -133,7 +143,9 @@ def markdown(report: dict[str, dict]) -> str:
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
     for name, card in report.items():
-        lines.append(f"| {name} | {card['prompt']} | " + " | ".join(fmt.format(card[key]) for key, _, fmt in COLUMNS) + " |")
+        lines.append(
+            f"| {name} | {card['prompt']} | " + " | ".join(fmt.format(card[key]) for key, _, fmt in COLUMNS) + " |"
+        )
     card = next(iter(report.values()))
     lines.append(
         f"\n{card['queries']} held-out queries, each asked once useful and once noisy (greedy); hit and leak over the "

@@ -38,11 +38,22 @@ class RuleJudge(Judge):
     name = "rule"
 
     def label(self, records: list[dict]) -> list[str | None]:
-        return ["useful" if contains_answer(documents_text(r["documents"]), r["golden_answers"]) else "noisy" for r in records]
+        return [
+            "useful" if contains_answer(documents_text(r["documents"]), r["golden_answers"]) else "noisy"
+            for r in records
+        ]
 
 
 _VERDICT = re.compile(r"\b(not\s+useful|useful|noisy|irrelevant|relevant|yes|no)\b", re.IGNORECASE)
-_MEANING = {"useful": "useful", "relevant": "useful", "yes": "useful", "not useful": "noisy", "noisy": "noisy", "irrelevant": "noisy", "no": "noisy"}
+_MEANING = {
+    "useful": "useful",
+    "relevant": "useful",
+    "yes": "useful",
+    "not useful": "noisy",
+    "noisy": "noisy",
+    "irrelevant": "noisy",
+    "no": "noisy",
+}
 
 
 def parse_verdict(text: str) -> str | None:
@@ -69,7 +80,9 @@ class LLMJudge(Judge):
         for start in range(0, len(records), self.batch_size):
             batch = records[start : start + self.batch_size]
             texts = [
-                self._chat(prompts.judge_prompt(r["question"], r["golden_answers"], [Document(**d) for d in r["documents"]]))
+                self._chat(
+                    prompts.judge_prompt(r["question"], r["golden_answers"], [Document(**d) for d in r["documents"]])
+                )
                 for r in batch
             ]
             outs = self.generator.generate(texts, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)

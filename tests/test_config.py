@@ -1,6 +1,7 @@
 import pytest
 
-from zerosearch.config import ConfigError, RLConfig, TrainConfig, load_config
+from zerosearch.config import RLConfig, TrainConfig, load_config
+from zerosearch.errors import ConfigError
 
 
 def test_defaults_yaml_set_and_flags_layer_in_order(tmp_path):

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from zerosearch.config import UserError
 from zerosearch.engines.base import SearchRequest
 from zerosearch.engines.bm25 import BM25Engine
+from zerosearch.errors import UserError
 
 PASSAGES = [
     ("p0", "Harrow Lake Observatory", "Harrow Lake Observatory was founded in 1911 by the astronomer Ilse Varnum."),

@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from test_engines_remote import serve_handler
 
-from zerosearch.config import UserError
 from zerosearch.engines.base import EngineError, SearchRequest
 from zerosearch.engines.web import WebEngine
+from zerosearch.errors import UserError
 
 KEY = "sk-test-9f8e7d6c5b4a"
 # Recorded-format responses (fields as the providers document them; values shortened).

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from zerosearch.cli import app
-from zerosearch.config import UserError
 from zerosearch.data import write_questions
 from zerosearch.data.formats import QAExample
+from zerosearch.errors import UserError
 
 CORPUS = [
     {"id": "0", "contents": "Zorland\nThe capital of Zorland is Velm."},

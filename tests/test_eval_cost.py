@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from zerosearch.cli import app
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.eval.cost import PAPER, CostInputs, cost_report, run_counts
 
 

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from zerosearch import prompts
-from zerosearch.config import RolloutConfig, UserError
+from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
 from zerosearch.engines.bm25 import BM25Engine
+from zerosearch.errors import UserError
 from zerosearch.eval import evaluate
 from zerosearch.eval.methods import single_shot_answer
 from zerosearch.generation.base import Completion, Generator

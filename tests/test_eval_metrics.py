@@ -2,7 +2,7 @@
 
 import pytest
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.eval.metrics import paired_difference, summarize
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.eval.metrics import summarize
 from zerosearch.eval.report import cell, load_records, table_markdown, write_results
 

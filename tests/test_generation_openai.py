@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.generation.hf import HFGenerator
 from zerosearch.generation.openai import GenerationError, OpenAIGenerator
 from zerosearch.models import load_model

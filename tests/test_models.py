@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.models import ALIASES, bundled_dir, load_model
 
 

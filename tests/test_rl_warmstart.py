@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 
 from zerosearch import prompts
-from zerosearch.config import EngineConfig, RolloutConfig, UserError
+from zerosearch.config import EngineConfig, RolloutConfig
 from zerosearch.data import load_questions
 from zerosearch.engines import make_engine
+from zerosearch.errors import UserError
 from zerosearch.models import load_model
 from zerosearch.rewards import normalize_answer
 from zerosearch.rl.warmstart import demonstrations, policy_nll, script_for, warm_start

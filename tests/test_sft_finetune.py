@@ -80,7 +80,7 @@ def test_lora_is_merged_before_saving(data_dir, tmp_path):
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    from zerosearch.config import UserError
+    from zerosearch.errors import UserError
 
     with pytest.raises(UserError, match="sft build"):
         finetune(SFTConfig(model="tiny-random", data=str(tmp_path), out=str(tmp_path / "m"), steps=1), progress=False)

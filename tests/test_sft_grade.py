@@ -3,7 +3,7 @@ import json
 import pytest
 
 from zerosearch import prompts
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.generation.base import Completion, Generator
 from zerosearch.sft.grade import distinct_n, grade, load_items, markdown, parse_spec
 

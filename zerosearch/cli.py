@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
+from zerosearch.options import ConfigOption, SetOption
 
 app = typer.Typer(
     help="ZeroSearch: teach LLMs to search with RL, against a simulated search engine.",
@@ -19,15 +19,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-# Shared options: one override mechanism for every command (see zerosearch/config.py).
-ConfigOption = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="YAML recipe (a path, or a name of a shipped recipe: tiny, paper)"),
-]
-SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value (repeatable)")
-]
 
 
 @app.command()

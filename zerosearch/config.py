@@ -16,14 +16,7 @@ from typing import Any
 
 import yaml
 
-
-class UserError(Exception):
-    """Bad input from the user (a flag, a file, a request): the CLI prints the message alone, no traceback."""
-
-
-class ConfigError(UserError, ValueError):
-    """A config value is wrong; the message names the field and the value."""
-
+from zerosearch.errors import ConfigError
 
 RECIPES = Path(__file__).parent / "recipes"  # package data: present in wheels and non-editable installs
 

@@ -12,7 +12,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from zerosearch.config import UserError, cache_dir
+from zerosearch.config import cache_dir
+from zerosearch.errors import UserError
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zerosearch import prompts
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 PARQUET_COLUMNS = ("data_source", "prompt", "question", "golden_answers", "reward_model", "extra_info")
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation"}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from zerosearch.config import ConfigError, EngineConfig, ModelConfig, cache_dir
+from zerosearch.config import EngineConfig, ModelConfig, cache_dir
 from zerosearch.engines.base import Document, EngineError, Meter, SearchEngine, SearchRequest
+from zerosearch.errors import ConfigError
 
 __all__ = ["Document", "EngineError", "Meter", "SearchEngine", "SearchRequest", "make_engine"]
 

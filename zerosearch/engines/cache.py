@@ -9,8 +9,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from zerosearch.config import UserError
 from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.errors import UserError
 
 MODES = ("off", "read-write", "replay-only")
 

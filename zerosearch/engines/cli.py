@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.cli import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption
 
 
 def engine_config(config, set_, **flags):
@@ -35,9 +35,9 @@ def register(app: typer.Typer) -> None:
         set_: SetOption = None,
     ):
         """Search once and print the documents (the simulator writes them from --question/--answer/--mode)."""
-        from zerosearch.config import UserError
         from zerosearch.engines import make_engine
         from zerosearch.engines.base import SearchRequest
+        from zerosearch.errors import UserError
         from zerosearch.prompts import format_documents
 
         if mode not in ("useful", "noisy"):

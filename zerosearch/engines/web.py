@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from zerosearch.config import UserError
 from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
 from zerosearch.engines.remote import call_with_retries
+from zerosearch.errors import UserError
 
 
 @dataclass(frozen=True)

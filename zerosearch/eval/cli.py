@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.cli import ConfigOption, SetOption
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
+from zerosearch.options import ConfigOption, SetOption
 
 _ENGINE_HELP = "simulator | bm25 | dense | web | remote | mixed (default bm25, or the recipe's)"
 

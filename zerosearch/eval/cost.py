@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 PAPER_API_TOTAL, PAPER_GPU_TOTAL = 586.70, 70.80
 

@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable, Sequence
 
 from zerosearch import prompts
-from zerosearch.config import RolloutConfig, UserError
+from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
 from zerosearch.engines.base import SearchEngine, SearchRequest
+from zerosearch.errors import UserError
 from zerosearch.generation.base import Generator, chat_prompt
 from zerosearch.rewards import cover_exact_match, exact_match, extract_answer, f1_score
 

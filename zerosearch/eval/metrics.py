@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 METRICS = ("em", "cover_em", "f1")
 AVERAGE = "average"

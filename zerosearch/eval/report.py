@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zerosearch.config import UserError
 from zerosearch.data.formats import iter_jsonl
+from zerosearch.errors import UserError
 from zerosearch.eval.metrics import AVERAGE, METRICS
 
 METRIC_NAMES = {"em": "EM", "cover_em": "Cover-EM", "f1": "F1"}

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.generation.base import Completion, Generator
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}

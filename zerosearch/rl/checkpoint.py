@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 
 def rng_state() -> dict:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.cli import ConfigOption, SetOption
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
+from zerosearch.options import ConfigOption, SetOption
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 PANELS = {
     "reward.png": ("reward and answer quality", ["reward", "f1", "em"]),

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 import yaml
 
-from zerosearch.config import TrainConfig, UserError, to_dict
+from zerosearch.config import TrainConfig, to_dict
 from zerosearch.curriculum import schedule
+from zerosearch.errors import UserError
 from zerosearch.rewards import cover_exact_match, exact_match, f1_score, format_reward
 from zerosearch.rl import algos, checkpoint
 from zerosearch.rl.monitor import CollapseGuard, MetricsLogger

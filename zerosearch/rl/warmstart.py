@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from zerosearch import prompts
-from zerosearch.config import EngineConfig, RLConfig, RolloutConfig, UserError
+from zerosearch.config import EngineConfig, RLConfig, RolloutConfig
 from zerosearch.data.formats import QAExample
+from zerosearch.errors import UserError
 from zerosearch.generation.base import Completion, Generator, chat_prompt
 from zerosearch.generation.hf import encode_text
 from zerosearch.rewards import normalize_answer

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.cli import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption
 
 
 def register(app: typer.Typer) -> None:
@@ -27,9 +27,10 @@ def register(app: typer.Typer) -> None:
         set_: SetOption = None,
     ):
         """Roll the policy out against a search engine and write the trajectories (token ids, loss masks, text)."""
-        from zerosearch.config import TrainConfig, UserError, load_config
+        from zerosearch.config import TrainConfig, load_config
         from zerosearch.data import load_questions
         from zerosearch.engines import make_engine
+        from zerosearch.errors import UserError
         from zerosearch.generation import make_generator
         from zerosearch.rollout import run_rollouts, write_jsonl
 
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="HTML file (default: next to the jsonl)")] = None,
     ):
         """Write a self-contained HTML page showing every trajectory."""
-        from zerosearch.config import UserError
+        from zerosearch.errors import UserError
         from zerosearch.rollout.trajectory import read_jsonl
         from zerosearch.rollout.view import render_html
 

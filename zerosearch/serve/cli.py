@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.cli import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption
 
 
 def register(app: typer.Typer) -> None:
@@ -42,9 +42,9 @@ def register(app: typer.Typer) -> None:
         """Serve a search engine over HTTP: POST /search, POST /retrieve (Search-R1), GET /health, GET /metrics."""
         import uvicorn
 
-        from zerosearch.config import UserError
         from zerosearch.engines import make_engine
         from zerosearch.engines.cli import engine_config
+        from zerosearch.errors import UserError
         from zerosearch.serve.app import Limits, create_app
 
         for name, value in (("--max-batch", max_batch), ("--max-queue", max_queue)):

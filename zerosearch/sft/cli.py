@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 
 sft = typer.Typer(
     help="Train the simulator: collect real interactions, judge, build the SFT set, fine-tune, grade.",

@@ -140,7 +140,7 @@ def collect(
 
 
 def read_records(path: str | Path) -> list[dict]:
-    from zerosearch.config import UserError
+    from zerosearch.errors import UserError
 
     path = Path(path)
     if not path.is_file():

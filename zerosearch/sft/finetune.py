@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from zerosearch.config import SFTConfig, UserError
+from zerosearch.config import SFTConfig
+from zerosearch.errors import UserError
 
 
 def _dataset(data_dir: Path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zerosearch.config import UserError
+from zerosearch.errors import UserError
 from zerosearch.rewards import f1_score
 from zerosearch.sft.judge import contains_answer, documents_text
 

@@ -69,11 +69,23 @@ def format_reward(text: str | None, bonus: float = 0.1) -> float:
     return bonus if extract_answer(text) is not None and text.rstrip().endswith("</answer>") else 0.0
 
 
-def score(response: str | None, golds: Sequence[str] | str) -> dict[str, float]:
-    """All metrics of one response, from its last answer block."""
-    answer = extract_answer(response)
+REWARDS = ("f1", "em", "cover_em")
+
+
+def metrics(answer: str | None, golds: Sequence[str] | str) -> dict[str, float]:
+    """EM, cover-EM and F1 of an answer that is already extracted (evaluation of methods without answer blocks)."""
     return {
         "em": exact_match(answer, golds),
         "cover_em": cover_exact_match(answer, golds),
         "f1": f1_score(answer, golds),
     }
+
+
+def score(response: str | None, golds: Sequence[str] | str, reward: str = "f1", format_bonus: float = 0.0) -> dict:
+    """The one scoring function of training and evaluation: the metrics of a response's last answer block, plus
+    `reward`, the value that trains the policy (the chosen metric, plus the optional format bonus)."""
+    if reward not in REWARDS:
+        raise ValueError(f"unknown reward {reward!r} (one of {', '.join(REWARDS)})")
+    out = metrics(extract_answer(response), golds)
+    out["reward"] = out[reward] + format_reward(response, format_bonus)
+    return out

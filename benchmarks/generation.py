@@ -72,7 +72,8 @@ def main() -> None:
     if not args.skip_load:
         first, cached = load_seconds()
         print(
-            f"load smollm2-135m: first (GGUF -> safetensors) {first:.1f} s, cached {cached:.1f} s ({first / cached:.1f}x)"
+            f"load smollm2-135m: first (GGUF -> safetensors) {first:.1f} s, "
+            f"cached {cached:.1f} s ({first / cached:.1f}x)"
         )
     n = args.new_tokens
     print(f"greedy, {n} new tokens (EOS ignored so every row makes {n})")
@@ -83,11 +84,13 @@ def main() -> None:
         gen.eos_ids = set()
         for batch in (1, 8):
             texts = [chat_prompt(tok, q) for q in QUESTIONS[:batch]]
-            ours = best_of(args.repeats, lambda: gen.generate(texts, max_new_tokens=n, temperature=0))
+            ours = best_of(
+                args.repeats, lambda gen=gen, texts=texts: gen.generate(texts, max_new_tokens=n, temperature=0)
+            )
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             theirs = best_of(
                 args.repeats,
-                lambda: model.generate(
+                lambda model=model, enc=enc, tok=tok: model.generate(
                     **enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id
                 ),
             )

@@ -136,7 +136,8 @@ def shares(batch: int, turns: int) -> None:
         f"{n_search} searches, stop reasons {sorted(t.stop_reason for t in trajs)}"
     )
     print(
-        f"  generation {gen.seconds / total:6.1%}   engine {engine.seconds / total:6.1%}   bookkeeping {other / total:6.1%}"
+        f"  generation {gen.seconds / total:6.1%}   engine {engine.seconds / total:6.1%}   "
+        f"bookkeeping {other / total:6.1%}"
     )
 
 

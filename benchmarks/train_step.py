@@ -1,9 +1,9 @@
 """One GRPO step, ours vs TRL's GRPOTrainer, side by side on this machine's CPU.
 
-Same model, same prompts (the policy prompt of DESIGN §2.1 in the chat template), same batch (P prompts x G
+Same model, same prompts (the policy prompt of docs/protocol.md in the chat template), same batch (P prompts x G
 generations), same completion budget, sampling at temperature 1 / top-p 0.95, KL coefficient 0.001 (both compute
 reference log-probs), token-mean loss (TRL's `dapo`), one update per step. Single turn, no search: our rollout
-runs with max_turns=1 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS only, so the completion
+runs with max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS only, so the completion
 lengths can differ: both are printed, with time per completion token). TRL runs without gradient checkpointing,
 as ours does. Each side runs in its own process (peak RSS = that process's max resident memory, model included);
 a warm-up step is run first, the second step is timed.
@@ -36,8 +36,8 @@ def run_ours(args) -> dict:
     from zerosearch.engines.base import SearchEngine
     from zerosearch.generation.hf import HFGenerator
     from zerosearch.models import load_model
-    from zerosearch.rl.policy import build_actor, make_optimizer
-    from zerosearch.rl.trainer import learn, rewards_of
+    from zerosearch.rl.policy import build_actor, collate, make_optimizer
+    from zerosearch.rl.trainer import learn
     from zerosearch.rollout import run_rollouts
 
     class NoSearch(SearchEngine):  # single turn: the rollout never calls the engine on its last turn
@@ -52,7 +52,7 @@ def run_ours(args) -> dict:
         kl_coef=0.001,
         loss_agg="token-mean",
     )
-    rollout = RolloutConfig(max_turns=1, max_turn_tokens=args.max_tokens, temperature=1.0, top_p=0.95)
+    rollout = RolloutConfig(max_turns=0, max_turn_tokens=args.max_tokens, temperature=1.0, top_p=0.95)
     model, tokenizer = load_model(args.model, device="cpu")
     actor, reference = build_actor(model, rl)
     accelerator = Accelerator(cpu=True)
@@ -62,24 +62,16 @@ def run_ours(args) -> dict:
     examples = [QAExample(id=str(i), question=q, golden_answers=["x"]) for i, q in enumerate(questions(args.prompts))]
     for step in range(2):  # the second step is timed
         start = time.perf_counter()
-        trajectories = run_rollouts(generator, engine, examples, rollout, seed=step, n=args.generations)
+        trajectories = run_rollouts(generator, engine, examples, rollout, seed=step, n=args.generations, reward="f1")
         generated = time.perf_counter()
-        learn(
-            accelerator,
-            wrapped,
-            actor,
-            reference,
-            optimizer,
-            trajectories,
-            rewards_of(trajectories, rl),
-            tokenizer.pad_token_id,
-            rl,
-        )
+        stats = learn(accelerator, wrapped, reference, optimizer, collate(trajectories, tokenizer.pad_token_id), rl)
         done = time.perf_counter()
     return {
         "seconds": done - start,
         "generation_s": generated - start,
         "update_s": done - generated,
+        "logprob_s": stats["logprob_s"],
+        "optimizer_update_s": stats["update_s"],
         "completion_len": sum(len(t.response_ids) for t in trajectories) / len(trajectories),
     }
 
@@ -191,7 +183,8 @@ def main() -> None:
     ours, trl = results["ours"], results["trl"]
     n = args.prompts * args.generations
     print(
-        f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, <= {args.max_tokens} new tokens, CPU"
+        f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, "
+        f"<= {args.max_tokens} new tokens, CPU"
     )
     print(f"{'':24}{'ours':>12}{'TRL':>12}{'ours/TRL':>10}")
     print(f"{'step time (s)':24}{ours['seconds']:12.2f}{trl['seconds']:12.2f}{ours['seconds'] / trl['seconds']:10.2f}")
@@ -200,7 +193,8 @@ def main() -> None:
     print(f"{'ms per completion token':24}{per_tok[0]:12.2f}{per_tok[1]:12.2f}{per_tok[0] / per_tok[1]:10.2f}")
     print(f"{'mean completion tokens':24}{ours['completion_len']:12.1f}{trl['completion_len']:12.1f}")
     print(
-        f"{'peak RSS (MB)':24}{ours['peak_rss_mb']:12.0f}{trl['peak_rss_mb']:12.0f}{ours['peak_rss_mb'] / trl['peak_rss_mb']:10.2f}"
+        f"{'peak RSS (MB)':24}{ours['peak_rss_mb']:12.0f}{trl['peak_rss_mb']:12.0f}"
+        f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:10.2f}"
     )
 
 

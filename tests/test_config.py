@@ -15,12 +15,10 @@ def test_defaults_yaml_set_and_flags_layer_in_order(tmp_path):
 @pytest.mark.parametrize(
     "override,fragment",
     [
-        ("rl.algo=dpo", "rl.algo"),
         ("rl.lr=fast", "rl.lr"),
         ("rl.nope=1", "rl.nope"),
         ("rl.steps=0", "rl.steps"),
         ("curriculum.p_end=2", "curriculum.p_end"),
-        ("rl.samples_per_prompt=1", "samples_per_prompt"),
         ("rl", "section.field=value"),
     ],
 )

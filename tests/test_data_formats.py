@@ -128,7 +128,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(DataError, match=r"a\.csv: missing column 'question'"):
         read_questions(tmp_path / "a.csv")
     (tmp_path / "b.csv").write_text('question,answers\nq,"[x"\n')
-    with pytest.raises(DataError, match=r"b\.csv: row 0: field 'answers' is not a JSON list"):
+    with pytest.raises(DataError, match=r"b\.csv: line 2: field 'answers' is not a JSON list"):
         read_questions(tmp_path / "b.csv")
     (tmp_path / "c.parquet").write_text("not parquet")
     with pytest.raises(DataError, match=r"c\.parquet: not a readable parquet file"):
@@ -175,3 +175,41 @@ def test_resolve_corpus(tmp_path):
         resolve_corpus("mini-world:test")
     with pytest.raises(DataError, match="mini-world:train, mini-world:test, mini-world:corpus"):
         load_questions("mini-world:dev")
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "latin1.jsonl",
+            b'{"question": "q", "golden_answers": ["a"]}\n{"question": "caf\xe9"}\n',
+            r"line 2: not UTF-8",
+        ),
+        ("nul.jsonl", b'{"question": "q", "golden_answers": ["a"]}\n\x00\x00\n', r"line 2: contains a NUL byte"),
+        ("latin1.csv", b"question,answer\nq,a\ncaf\xe9,b\n", r"line 3: not UTF-8 \(byte 0xe9 at column 4\)"),
+        ("nul.csv", b"question,answer\nq,a\nq2,b\x00\n", r"line 3: contains a NUL byte"),
+        ("huge.csv", b'question,answer\nq,a\nq2,"' + b"x" * 200_000 + b"\n", r"line 3: not valid csv \(field larger"),
+    ],
+    ids=["latin1-jsonl", "nul-jsonl", "latin1-csv", "nul-csv", "huge-csv"],
+)
+def test_undecodable_files_name_the_line(tmp_path, name, content, message):
+    # Each of these ended in a UnicodeDecodeError or csv.Error traceback.
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=rf"{name}: {message}"):
+        read_questions(tmp_path / name)
+
+
+def test_places_are_counted_from_one(tmp_path):
+    rows = [QAExample("a", "q?", ["x"]), QAExample("b", "r?", ["y"])]
+    table = pq.read_table(write_questions(rows, tmp_path / "ok.parquet")).to_pylist()
+    table[1]["question"] = ""
+    import pyarrow as pa
+
+    pq.write_table(pa.Table.from_pylist(table), tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet: row 2: field 'question'"):  # the 2nd row, as a person counts
+        read_questions(tmp_path / "bad.parquet")
+    (tmp_path / "bad.csv").write_text("question,answer\nq,a\n,b\n")
+    with pytest.raises(DataError, match=r"bad\.csv: line 3: field 'question'"):  # header = line 1, as an editor shows
+        read_questions(tmp_path / "bad.csv")
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"question": "q", "golden_answers": ["a"]}\n')
+    assert read_questions(tmp_path / "bom.jsonl")[0].question == "q"

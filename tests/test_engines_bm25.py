@@ -89,3 +89,16 @@ def test_cli_json_prints_k_documents(corpus, tmp_path):
     assert len(docs) == 3 and docs[0]["id"] == "p0" and set(docs[0]) == {"id", "title", "text", "score"}
     bad = subprocess.run(cli + ["x", "--corpus", str(tmp_path / "nope.jsonl")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "nope.jsonl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_corpus_stays_on_disk_and_is_read_for_the_hits(corpus):
+    import numpy as np
+
+    from zerosearch.engines.corpus import Corpus
+
+    docs = Corpus(corpus)
+    assert isinstance(docs.offsets, np.memmap) and len(docs) == len(PASSAGES)
+    assert (docs[4].id, docs[4].title) == ("p4", "Kessel Glassworks") and [d.id for d in docs][-1] == "p5"
+    with_blank_lines = corpus.with_name("blank.jsonl")
+    with_blank_lines.write_text("\n" + corpus.read_text().replace("\n", "\n\n"))
+    assert [Corpus(with_blank_lines)[i].id for i in range(len(PASSAGES))] == [p[0] for p in PASSAGES]

@@ -89,3 +89,59 @@ def test_thread_safe(tmp_path):
     assert not errors
     stats = cached.stats()
     assert stats["hits"] + stats["misses"] == 400 and stats["misses"] >= 10
+
+
+def simulator(label, model_id):
+    from zerosearch.engines.simulator import SimulatorEngine
+    from zerosearch.generation.base import Completion, Generator
+
+    class Fixed(Generator):
+        name = "hf"  # every in-process back-end has this name: the key must not depend on it
+
+        def __init__(self):
+            self.label = label
+
+        def generate(self, prompts_, **kw):
+            return [Completion(text=f"Doc 1: {self.label}", token_ids=[1]) for _ in prompts_]
+
+    return SimulatorEngine(Fixed(), prompt="fewshot", model_id=model_id)
+
+
+def test_simulator_keys_on_the_models_identity_and_a_changing_model_is_never_cached(tmp_path):
+    path = tmp_path / "c.sqlite"
+    request = [SearchRequest("q", question="Q", answers=["A"])]
+    assert CachedEngine(simulator("from A", "model-a@1"), path).search(request)[0][0].text == "from A"
+    assert CachedEngine(simulator("from B", "model-b@1"), path).search(request)[0][0].text == "from B"
+    assert CachedEngine(simulator("again", "model-a@1"), path).search(request)[0][0].text == "from A"  # a hit
+    policy = CachedEngine(simulator("step 1", None), path)  # the policy's weights: they change in training
+    assert policy.search(request)[0][0].text == "step 1"
+    policy.engine.generator.label = "step 2"  # an optimizer step later
+    assert policy.search(request)[0][0].text == "step 2" and policy.stats()["misses"] == 0
+
+
+def test_make_engine_never_caches_a_simulator_that_shares_the_policy(tmp_path):
+    from zerosearch.config import EngineConfig
+    from zerosearch.engines import make_engine
+    from zerosearch.models import model_identity
+
+    cfg = EngineConfig(
+        name="simulator", simulator_model="tiny-random", cache="read-write", cache_path=str(tmp_path / "c.sqlite")
+    )
+    own = make_engine(cfg)
+    assert own.engine.cacheable and model_identity("tiny-random") in own.identity()
+    shared = make_engine(cfg, generator=own.engine.generator)
+    assert not shared.engine.cacheable
+
+
+def test_a_remote_simulator_server_is_keyed_on_mode_and_question(tmp_path):
+    from zerosearch.config import EngineConfig
+    from zerosearch.engines import make_engine
+
+    cfg = EngineConfig(name="remote", urls="http://127.0.0.1:9", cache="read-write", cache_path=str(tmp_path / "c"))
+    useful, noisy = SearchRequest("q", mode="useful"), SearchRequest("q", mode="noisy")
+    conditioned = make_engine(cfg)
+    assert conditioned.key(useful) != conditioned.key(noisy)
+    plain = make_engine(EngineConfig(**{**cfg.__dict__, "remote_conditioned": False}))
+    assert plain.key(useful) == plain.key(noisy)
+    retrieve = make_engine(EngineConfig(**{**cfg.__dict__, "urls": "http://127.0.0.1:9/retrieve"}))
+    assert retrieve.key(useful) == retrieve.key(noisy)  # a Search-R1 retriever ignores them

@@ -28,3 +28,17 @@ def test_seeded_and_proportional():
     assert 500 <= real <= 700 and engine.routed == {"real": real, "simulator": 2000 - real}
     assert all(t.endswith(f":{i}") for i, t in enumerate(texts))
     assert engine.simulator.meter.calls == 1 and engine.real.meter.calls == 1  # one call per engine per batch
+
+
+def test_state_dict_resumes_the_routing_exactly():
+    import json
+
+    requests = [SearchRequest(str(i)) for i in range(50)]
+    straight = MixedEngine(Named("sim"), Named("real"), 0.5, seed=7)
+    straight.search(requests)
+    state = json.loads(json.dumps(straight.state_dict()))  # what a checkpoint stores
+    expected = straight.search(requests)
+    resumed = MixedEngine(Named("sim"), Named("real"), 0.5, seed=7)  # a fresh process: the RNG starts over
+    assert resumed.search(requests) != expected
+    resumed.load_state_dict(state)
+    assert resumed.search(requests) == expected and resumed.routed == straight.routed

@@ -76,3 +76,23 @@ def test_retries_are_bounded_with_backoff_and_end_in_a_clear_error():
         httpd2.shutdown()
     finally:
         httpd.shutdown()
+
+
+def test_the_config_sends_a_bearer_token_from_an_environment_variable(server, monkeypatch):
+    from zerosearch.config import EngineConfig
+    from zerosearch.engines import make_engine
+    from zerosearch.errors import ConfigError
+
+    _, url = server
+    cfg = EngineConfig(name="remote", urls=url, token_env="ZS_TEST_SEARCH_TOKEN", retries=0)
+    monkeypatch.setenv("ZS_TEST_SEARCH_TOKEN", "tok")
+    engine = make_engine(cfg)
+    assert engine.search([SearchRequest("lantern festival", k=1)])[0][0].id == "p2"
+    assert "tok" not in engine.identity()
+    monkeypatch.setenv("ZS_TEST_SEARCH_TOKEN", "s3cr3t-zq")
+    with pytest.raises(EngineError, match="401") as e:
+        make_engine(cfg).search([SearchRequest("lantern festival", k=1)])
+    assert "s3cr3t-zq" not in str(e.value)
+    monkeypatch.delenv("ZS_TEST_SEARCH_TOKEN")
+    with pytest.raises(ConfigError, match="ZS_TEST_SEARCH_TOKEN"):
+        make_engine(cfg)

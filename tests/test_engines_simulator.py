@@ -88,7 +88,7 @@ def test_each_request_keeps_its_own_question_answers_and_mode():
     results = engine.search(requests)
     assert [len(r) for r in results] == [5, 3, 1]
     assert results[0][0].text == "useful|Who founded Harrow?|Ilse Varnum"
-    assert results[1][2].text == "noisy|Where is Kessel?|Norland, North"
+    assert results[1][2].text == "noisy|Where is Kessel?|Norland"  # the first gold answer, as the reference
     assert results[2][0].text == "useful|When?|1911"
     assert engine.documents == 9 and engine.well_formed == 9
     assert engine.meter.completion_tokens == 9 and engine.meter.queries == 3
@@ -129,3 +129,63 @@ def test_real_model_meters_tokens_and_returns_k_documents():
     assert [len(r) for r in results] == [5, 2]
     assert engine.meter.prompt_tokens == sum(len(gen.encode(engine.render(r))) for r in requests)
     assert 2 <= engine.meter.completion_tokens <= 14  # at most 7 each; eos may end one early
+
+
+def test_the_config_samples_the_simulator_seeded_with_a_new_seed_per_call_and_resumes():
+    from zerosearch.config import EngineConfig
+    from zerosearch.engines import make_engine
+
+    cfg = EngineConfig(name="simulator", simulator_prompt="sft", simulator_temperature=0.8, simulator_top_p=0.9)
+    gen = Echo()
+    engine = make_engine(cfg, generator=gen, seed=5)
+    for _ in range(3):
+        engine.search([SearchRequest("q", question="Q", answers=["A"])])
+    assert [(kw["temperature"], kw["top_p"], kw["seed"]) for _, kw in gen.calls] == [
+        (0.8, 0.9, 5),
+        (0.8, 0.9, 5 + 1_000_003),
+        (0.8, 0.9, 5 + 2_000_006),
+    ]
+    state = engine.state_dict()
+    resumed = make_engine(cfg, generator=Echo(), seed=5)
+    resumed.load_state_dict(state)
+    resumed.search([SearchRequest("q")])
+    assert resumed.generator.calls[0][1]["seed"] == 5 + 3_000_009
+
+
+def test_sampled_documents_differ_between_calls_on_a_real_model():
+    from zerosearch.generation.hf import HFGenerator
+    from zerosearch.models import load_model
+
+    gen = HFGenerator(*load_model("tiny-random"))
+    engine = SimulatorEngine(gen, prompt="sft", max_new_tokens=12, temperature=1.0, seed=0)
+    request = [SearchRequest("a query", question="Q?", answers=["A"])]
+    first, second = engine.search(request), engine.search(request)
+    assert first != second  # the same query, in the same mode, in two calls (a group's samples): other documents
+    again = SimulatorEngine(gen, prompt="sft", max_new_tokens=12, temperature=1.0, seed=0)
+    assert again.search(request) == first  # and seeded
+
+
+def test_a_simulator_server_that_is_down_is_an_engine_error_that_the_rollout_survives():
+    import socket
+
+    from test_rollout_masks import ScriptedPolicy
+
+    from zerosearch.config import RolloutConfig
+    from zerosearch.data.formats import QAExample
+    from zerosearch.engines.base import EngineError
+    from zerosearch.generation.openai import OpenAIGenerator
+    from zerosearch.models import load_model
+    from zerosearch.rollout import run_rollouts
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = OpenAIGenerator(f"http://127.0.0.1:{port}", "sim", None, retries=0, timeout_s=2)
+    engine = SimulatorEngine(down, prompt="fewshot")
+    with pytest.raises(EngineError, match="simulator: no OpenAI-compatible server answered"):
+        engine.search([SearchRequest("q")])
+    tok = load_model("tiny-random")[1]
+    policy = ScriptedPolicy(tok, {"Where is Paris": ["<search> paris </search>", "<answer> France </answer>"]})
+    examples = [QAExample("a", "Where is Paris", ["France"])]
+    (t,) = run_rollouts(policy, engine, examples, RolloutConfig(search_retries=0))
+    assert t.stop_reason == "search_error"

@@ -50,8 +50,10 @@ def test_eval_reports_each_data_source_and_the_average(files):
         for metric in ("em", "cover_em", "f1"):
             assert set(summary["average"][metric]) == {"mean", "lo", "hi"}
     assert results["engine"] is None and results["model"] == "tiny-random"  # no method searched
-    assert {p.name for p in out.iterdir()} >= {"results.json", "table.md", "em.png", "direct.jsonl", "cot.jsonl"}
-    assert "| Method | nq | triviaqa | Avg. |" in (out / "table.md").read_text()
+    assert {p.name for p in out.iterdir()} >= {"results.json", "table.md", "em.png", "results.jsonl"}
+    assert "| Method | NQ | TriviaQA | Avg. |" in (out / "table.md").read_text()
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["id"]) for r in lines] == [(m, i) for m in ("direct", "cot") for i in ("n0", "n1", "t0")]
 
 
 def test_eval_rag_and_agent_report_the_engine(files):
@@ -72,7 +74,7 @@ def test_eval_rag_and_agent_report_the_engine(files):
             "--data-source",
             "nq",
             "--max-turns",
-            "2",
+            "1",
             "--out",
             out,
             "--json",
@@ -88,14 +90,18 @@ def test_eval_rag_and_agent_report_the_engine(files):
 
 def test_compare_gives_paired_differences(files):
     direct = files / "direct"
-    same = json.loads(
-        run("eval", "compare", direct / "direct.jsonl", direct / "direct.jsonl", "--json", "--n-boot", "20")
-    )
+    records = direct / "results.jsonl"
+    same = json.loads(run("eval", "compare", records, records, "--method", "direct", "--json", "--n-boot", "20"))
     assert same["by_source"]["average"]["em"]["mean"] == 0.0 and same["difference"] == "B - A"
     diff = json.loads(run("eval", "compare", direct, direct, "--method", "cot", "--json"))
     assert set(diff["by_source"]) == {"nq", "triviaqa", "average"}
-    with pytest.raises(UserError, match="same questions"):
-        run("eval", "compare", direct / "direct.jsonl", files / "search" / "rag.jsonl")
+    with pytest.raises(UserError, match="holds several methods, pass --method"):
+        run("eval", "compare", records, records)
+    for method, source, name in (("direct", direct, "a.jsonl"), ("rag", files / "search", "b.jsonl")):
+        lines = (source / "results.jsonl").read_text().splitlines()
+        (files / name).write_text("".join(line + "\n" for line in lines if json.loads(line)["method"] == method))
+    with pytest.raises(UserError, match="same questions"):  # rag ran on the nq questions only
+        run("eval", "compare", files / "a.jsonl", files / "b.jsonl")
 
 
 def test_eval_rejects_bad_input(files):
@@ -117,7 +123,7 @@ def test_chat_once_streams_the_turns_and_the_answer(files):
         "--question",
         "What is the capital of Zorland?",
         "--max-turns",
-        "2",
+        "1",
         "--set",
         "rollout.max_turn_tokens=8",
     )

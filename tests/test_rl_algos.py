@@ -117,3 +117,83 @@ def test_kl_penalty_pulls_the_policy_towards_the_reference(estimator):
         loss.backward()
         opt.step()
     assert true_kl() < 0.5 * before
+
+
+def test_low_var_kl_is_verls_clamped_k3():
+    logp, ref = T([0.0, 0.0, math.log(0.5)]), T([20.0, -30.0, math.log(0.25)])
+    # exp(20) - 21 is clamped to 10; r = -30 is clamped to -20 first: exp(-20) + 19 -> 10
+    assert close(algos.kl_penalty(logp, ref, "low_var_kl"), [10.0, 10.0, 0.5 + 0.6931 - 1])
+    assert torch.equal(algos.kl_penalty(logp, ref, "k3"), algos.kl_penalty(logp, ref, "low_var_kl"))
+
+
+def test_group_baselines_leave_out_excluded_trajectories():
+    rewards, valid = T([1.0, 0.0, 9.0, 0.5, 0.2, 0.2, 0.2, 0.2]), T([1, 1, 0, 1, 1, 1, 1, 1]).bool()
+    adv = algos.grpo_advantages(rewards, 4, valid=valid)
+    assert close(adv[:4], [*algos.grpo_advantages(T([1.0, 0.0, 0.5]), 3)[:2], 0.0, 0.0])  # the 9.0 is not in it
+    assert close(adv[4:], [0, 0, 0, 0])
+    loo = algos.rloo_advantages(rewards, 4, valid)
+    assert close(loo[:4], [1.0 - 0.25, 0.0 - 0.75, 0.0, 0.5 - 0.5])
+    assert algos.zero_std_fraction(rewards, 4, valid) == 0.5  # the second group: all equal
+    assert algos.zero_std_fraction(T([1.0, 0.0, 1.0, 1.0]), 2, T([1, 0, 1, 1]).bool()) == 1.0
+
+
+def test_every_registered_algorithm_zeroes_excluded_trajectories():
+    from zerosearch.config import RLConfig
+
+    rl = RLConfig(samples_per_prompt=2)
+    rewards, mask, valid = T([1.0, 0.0, 3.0, 0.5]), T([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]]), T([1, 1, 0, 1])
+    values = torch.full((4, 3), 0.1)
+    for name, algo in algos.ALGOS.items():
+        adv, returns = algo.advantages(rewards, mask, valid.bool(), values if algo.needs_values else None, rl)
+        assert adv.shape == mask.shape and (adv[2] == 0).all() and (adv * (1 - mask) == 0).all(), name
+        assert (returns is not None) == algo.needs_values, name
+
+
+def test_plain_reinforce_is_the_raw_reward_on_policy_tokens():
+    from zerosearch.config import RLConfig
+
+    mask = T([[1, 1, 0], [1, 0, 0]])
+    adv, _ = algos.get_algo("reinforce").advantages(T([0.5, 2.0]), mask, T([1, 1]).bool(), None, RLConfig())
+    assert close(adv, [[0.5, 0.5, 0.0], [2.0, 0.0, 0.0]])
+
+
+def test_the_registry_names_the_algorithms_and_accepts_new_ones():
+    from zerosearch.config import RLConfig
+    from zerosearch.errors import ConfigError
+
+    assert {"grpo", "rloo", "reinforce", "reinforce_pp", "ppo"} <= set(algos.ALGOS)
+    assert algos.get_algo("ppo").needs_values and algos.get_algo("grpo").group
+    with pytest.raises(ConfigError, match="rl.algo must be one of"):
+        algos.check(RLConfig(algo="a2c"))
+    with pytest.raises(ConfigError, match="samples_per_prompt"):
+        algos.check(RLConfig(algo="rloo", samples_per_prompt=1))
+    with pytest.raises(ConfigError, match="number of processes"):
+        algos.check(RLConfig(prompts_per_step=6), world=4)
+
+    @algos.register_algo("dr_grpo_test", group=True)
+    def dr_grpo(rewards, mask, valid, values, rl):
+        return algos.grpo_advantages(rewards, rl.samples_per_prompt, norm_by_std=False, valid=valid)[
+            :, None
+        ] * mask, None
+
+    try:
+        algos.check(RLConfig(algo="dr_grpo_test"))
+        with pytest.raises(ValueError, match="twice"):
+            algos.register_algo("dr_grpo_test")(dr_grpo)
+    finally:
+        del algos.ALGOS["dr_grpo_test"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_logprobs_and_entropy_equal_the_full_log_softmax(dtype):
+    torch.manual_seed(0)
+    logits = (torch.randn(3, algos.CHUNK // 2 + 7, 50) * 3).to(dtype)  # 3 rows: chunks cross row boundaries
+    labels = torch.randint(0, 50, logits.shape[:-1])
+    full = torch.log_softmax(logits.float(), -1)
+    assert torch.allclose(algos.token_logprobs(logits, labels), full.gather(-1, labels[..., None])[..., 0], atol=1e-5)
+    assert torch.allclose(algos.entropy(logits), -(full.exp() * full).sum(-1), atol=1e-4)
+    assert torch.allclose(
+        algos.token_logprobs(logits, labels, 0.5),
+        torch.log_softmax(logits.float() / 0.5, -1).gather(-1, labels[..., None])[..., 0],
+        atol=1e-5,
+    )

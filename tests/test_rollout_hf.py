@@ -12,8 +12,9 @@ from zerosearch.rollout import run_rollouts
 
 EXAMPLES = [QAExample("a", "Where is Paris", ["France"]), QAExample("b", "Who painted the Guernica mural", ["Picasso"])]
 # Random weights never close a tag: every turn runs out of its 6 tokens, gets the invalid-action message and
-# goes on, so each trajectory has 3 turns with environment text between them.
-CFG = RolloutConfig(max_turns=3, max_turn_tokens=6, temperature=1.0, top_p=1.0)
+# goes on, so each trajectory has 3 turns (2 that may search, then the answer-only one) with environment text
+# between them.
+CFG = RolloutConfig(max_turns=2, max_turn_tokens=6, temperature=1.0, top_p=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import pytest
 from zerosearch import prompts
 from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
-from zerosearch.engines.base import Document, SearchEngine
-from zerosearch.generation.base import Completion, Generator, chat_prompt
-from zerosearch.generation.hf import encode_text
+from zerosearch.engines.base import Document, EngineError, SearchEngine
+from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
 from zerosearch.models import load_model
 from zerosearch.rollout import run_rollouts
 
@@ -149,9 +148,9 @@ def test_invalid_then_answer(tok):
     assert t.stop_reason == "answer" and t.n_turns == 2
 
 
-def test_max_turns_and_no_engine_call_on_the_last_turn(tok):
+def test_max_turns_and_no_engine_call_on_the_answer_only_turn(tok):
     turns = [f"<search> q{i} </search>" for i in range(3)]
-    (t,), policy, engine = run(tok, {Q1.question: turns}, [Q1], cfg={"max_turns": 3})
+    (t,), policy, engine = run(tok, {Q1.question: turns}, [Q1], cfg={"max_turns": 2})
     docs = docs_for(Q1.question, Q1.golden_answers, 2)
     p = [ids(tok, x) for x in turns]
     env = obs_piece(tok, docs)
@@ -253,8 +252,80 @@ def test_context_budget_caps_generation(tok):
 
 def test_per_turn_token_limit_gives_an_invalid_turn_then_max_tokens_on_the_last(tok):
     turns = ["one two three four five six seven eight nine ten"] * 2
-    (t,), _, _ = run(tok, {Q1.question: turns}, [Q1], cfg={"max_turns": 2, "max_turn_tokens": 4})
+    (t,), _, _ = run(tok, {Q1.question: turns}, [Q1], cfg={"max_turns": 1, "max_turn_tokens": 4})
     p = ids(tok, turns[0])[:4]
     inv = ids(tok, prompts.INVALID_ACTION)
     assert t.response_ids == p + inv + p and t.loss_mask == [1] * 4 + [0] * len(inv) + [1] * 4
     assert t.stop_reason == "max_tokens" and t.n_turns == 2
+
+
+def test_max_turns_counts_searching_turns_then_one_answer_turn_as_the_reference(tok):
+    turns = ["<search> a </search>", "<search> b </search>", "<answer> Shakespeare </answer>"]
+    (t,), _, engine = run(tok, {Q1.question: turns}, [Q1], cfg={"max_turns": 2})
+    assert [r.query for call in engine.calls for r in call] == ["a", "b"]
+    assert (t.stop_reason, t.answer, t.n_turns, len(t.searches)) == ("answer", "Shakespeare", 3, 2)
+    (t,), _, engine = run(tok, {Q1.question: ["<search> a </search>"]}, [Q1], cfg={"max_turns": 0})
+    assert (t.stop_reason, t.n_turns, engine.calls) == ("max_turns", 1, [])  # 0: the answer-only turn alone
+
+
+def test_the_trajectory_records_the_reward_that_trains_it(tok):
+    script = {Q1.question: ["<answer> William Shakespeare </answer>"]}
+    rewards = {}
+    for kw in ({}, {"reward": "em"}, {"reward": "cover_em"}, {"reward": "f1", "format_bonus": 0.5}):
+        (t,), _, _ = run(tok, {q: list(v) for q, v in script.items()}, [Q1], **kw)
+        rewards[tuple(kw.values())] = t.reward
+        assert t.em == 0.0
+    assert rewards == {
+        (): pytest.approx(2 / 3),
+        ("em",): 0.0,
+        ("cover_em",): 1.0,
+        ("f1", 0.5): pytest.approx(2 / 3 + 0.5),
+    }
+
+
+def test_documents_never_score_a_trajectory_that_did_not_answer(tok):
+    class AnswerInDocs(SearchEngine):
+        def _search(self, requests):
+            return [[Document(text="<answer> Shakespeare </answer>")] for _ in requests]
+
+    turns = ["<search> a </search>", "<search> b </search>"]
+    (t,), _, _ = run(tok, {Q1.question: turns}, [Q1], engine=AnswerInDocs(), cfg={"max_turns": 1})
+    assert t.stop_reason == "max_turns" and (t.reward, t.em) == (0.0, 0.0)
+
+
+class FlakyEngine(RecordingEngine):
+    """Fails every call that holds the query `bad`, and the first `outages` calls of all."""
+
+    def __init__(self, outages: int = 0):
+        super().__init__()
+        self.outages, self.tries = outages, 0
+
+    def _search(self, requests):
+        self.tries += 1
+        if self.tries <= self.outages or any(r.query == "bad" for r in requests):
+            raise EngineError("search server unreachable")
+        return super()._search(requests)
+
+
+def test_a_failed_search_ends_its_own_trajectory_not_the_run(tok):
+    ex = [QAExample("a", "Where is Paris", ["France"]), QAExample("b", "Who painted Guernica", ["Picasso"])]
+    script = {
+        "Where is Paris": ["<search> bad </search>", "<answer> France </answer>"],
+        "Who painted Guernica": ["<search> guernica </search>", "<answer> Picasso </answer>"],
+    }
+    engine = FlakyEngine()
+    (a, b), _, _ = run(tok, script, ex, engine=engine, cfg={"search_retries": 1})
+    assert (a.stop_reason, a.searches, a.reward) == ("search_error", [], 0.0)
+    assert [s.role for s in a.segments] == ["policy"]
+    assert (b.stop_reason, b.reward, [s.query for s in b.searches]) == ("answer", 1.0, ["guernica"])
+    assert engine.tries == 4  # the batch twice (1 retry), then each request once
+
+
+def test_a_short_outage_is_retried(tok):
+    turns = ["<search> hamlet </search>", "<answer> Shakespeare </answer>"]
+    engine = FlakyEngine(outages=2)
+    (t,), _, _ = run(tok, {Q1.question: turns}, [Q1], engine=engine, cfg={"search_retries": 2})
+    assert t.stop_reason == "answer" and len(t.searches) == 1 and engine.tries == 3
+    engine = FlakyEngine(outages=2)
+    (t,), _, _ = run(tok, {Q1.question: list(turns)}, [Q1], engine=engine, cfg={"search_retries": 1})
+    assert t.stop_reason == "search_error" and engine.tries == 2

@@ -56,7 +56,7 @@ def test_build_exact_prompt_dedup_drop_balance_split():
             "content": prompts.simulator_sft_prompt("harrow lake", "Who founded q1?", ["Varnum"], "noisy"),
         },
     ]
-    assert row["prompt"][1]["content"].endswith("Query: harrow lake\nNoisy Output:")
+    assert row["prompt"][1]["content"].endswith("Query: harrow lake\nNoisy Output:\n")
     assert row["completion"] == [{"role": "assistant", "content": "Doc 1: Harrow: a lake with trout"}]
 
 

@@ -77,7 +77,7 @@ def test_agent_collection_runs_real_rollouts(engine, tmp_path):
 
     model, tokenizer = load_model("tiny-random")
     out = tmp_path / "agent.jsonl"
-    cfg = RolloutConfig(max_turns=2, max_turn_tokens=8, temperature=1.0)
+    cfg = RolloutConfig(max_turns=1, max_turn_tokens=8, temperature=1.0)
     collect(
         QUESTIONS[:2],
         engine,

@@ -5,7 +5,7 @@ import pytest
 from zerosearch import prompts
 from zerosearch.errors import UserError
 from zerosearch.generation.base import Completion, Generator
-from zerosearch.sft.grade import distinct_n, grade, load_items, markdown, parse_spec
+from zerosearch.sft.grade import copies_prompt, distinct_n, grade, load_items, markdown, parse_spec
 
 
 class Scripted(Generator):
@@ -60,8 +60,9 @@ def test_report_card_metrics_by_hand(tmp_path):
     p, r = 4 / 20, 1.0
     assert card["overlap_f1"] == pytest.approx(2 * p * r / (p + r))  # the same for all three queries
     assert card["outputs"][1]["noisy"][:2] == ["the answer is bravo", "more"]
+    assert card["prompt_copy"] == 0.0  # no output repeats the prompt
     table = markdown({"scripted": card})
-    assert "| scripted | sft | 1.000 | 0.500 | 0.833 |" in table
+    assert "| scripted | sft | 1.000 | 0.500 | 0.833 | 0.000 |" in table
 
 
 def test_distinct_n_by_hand():
@@ -90,3 +91,50 @@ def test_bad_held_out_file_is_a_clear_error(tmp_path):
     (tmp_path / "validation.jsonl").write_text('{"question": "q"}\n')
     with pytest.raises(UserError, match="validation.jsonl:1"):
         load_items(tmp_path)
+
+
+def test_copies_prompt_by_hand():
+    query = "when was harrow lake observatory founded by ilse varnum"  # 9 words
+    prompt = prompts.simulator_sft_prompt(query, "When was Harrow Lake Observatory founded?", ["1911"], "useful")
+    # 8 words of the preamble, case and punctuation aside: copied
+    assert copies_prompt("Doc 1: THE USER is trying to answer, the question of 1911.", prompt, query)
+    assert not copies_prompt("Doc 1: the user is trying to answer the", prompt, query)  # 7 words: written
+    assert not copies_prompt("Doc 1: Harrow Lake Observatory was founded in 1911 by Ilse Varnum.", prompt, query)
+    # repeating the query is what real documents do: not a copy
+    assert not copies_prompt(f"Doc 1: {query} is a common question.", prompt, query)
+    # the few-shot prompt's worked example is copied text too
+    fewshot = prompts.simulator_fewshot_prompt("kestrel bay", "Where is Kestrel Bay?", ["Amber Coast"], "noisy")
+    example = "Doc 1: Harrow Lake is a glacial lake known for its trout fishing and its summer sailing regatta."
+    assert copies_prompt(example, fewshot, "kestrel bay")
+
+
+class Copier(Generator):
+    """Copies the question/answer preamble into query A's useful output and an instruction into query B's noisy
+    output; writes plain documents otherwise."""
+
+    name = "copier"
+    tokenizer = None
+
+    def generate(self, prompts_, *, max_new_tokens=256, stop=(), temperature=1.0, top_p=1.0, seed=None):
+        outs = []
+        for p in prompts_:
+            docs = [f"Doc {i}: an unrelated line number {i}" for i in range(1, 6)]
+            if "query A" in p and "Useful Output:" in p:
+                docs[0] = "Doc 1: " + next(line for line in p.splitlines() if line.startswith("The user is trying"))
+            elif "query B" in p and "Noisy Output:" in p:
+                docs[2] = "Doc 3: Each document should contain about 30 words, and so on."
+            outs.append(Completion(text="\n".join(docs), token_ids=[0], finish_reason="eos"))
+        return outs
+
+
+def test_report_card_counts_prompt_copies(tmp_path):
+    card = grade(Copier(), "sft", _items(tmp_path), k=5)
+    assert card["prompt_copy"] == 2 / 6  # 2 of 3 queries x 2 modes
+    assert [o["copies_prompt"] for o in card["outputs"]] == [
+        {"useful": True, "noisy": False},
+        {"useful": False, "noisy": True},
+        {"useful": False, "noisy": False},
+    ]
+    assert card["useful_answer_hit"] == 0.5  # earned by the copied preamble only: the reason for the copy rate
+    assert {"useful_answer_hit", "noisy_answer_leak", "format_validity", "prompt_copy"} <= set(card)
+    assert "prompt copy ↓" in markdown({"copier": card})

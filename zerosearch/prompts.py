@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# --- policy protocol (DESIGN §2.1) -------------------------------------------------------------------
+# --- policy protocol (see docs/protocol.md) ------------------------------------------------------------
 
 POLICY_PROMPT = (
     "Answer the given question. You must conduct reasoning inside <think> and </think> first every time "
@@ -51,36 +51,40 @@ def observation(docs: Sequence) -> str:
     return f"{OBSERVATION_OPEN}{format_documents(docs)}{OBSERVATION_CLOSE}"
 
 
-# --- fine-tuned simulator (DESIGN §2.3) ---------------------------------------------------------------
+# --- fine-tuned simulator (see docs/protocol.md) -------------------------------------------------------
 
+# Verbatim from the reference (`search_simulate_sft` in llm_agent/generation.py), trailing newline included.
 SIMULATOR_SFT_PROMPT = (
     "You are the Google search engine.\n"
     "Given a query, you need to generate five {mode} documents for the query.\n\n"
     'The user is trying to answer the question: "{question}" whose answer is {ground_truth}.\n'
     "Each document should contain about 30 words, and these documents should contain {mode} information.\n\n"
     "Query: {query}\n"
-    "{Mode} Output:"
+    "{Mode} Output:\n"
 )
 
 MODES = ("useful", "noisy")
 
 
 def render_answers(answers: Sequence[str] | str) -> str:
-    """Gold answers as the reference renders them into the simulator prompt: a comma-joined list."""
+    """Gold answers as our own prompts (few-shot simulator, judge) show them: a comma-joined list."""
     if isinstance(answers, str):
         return answers
     return ", ".join(str(a) for a in answers)
 
 
 def simulator_sft_prompt(query: str, question: str, answers: Sequence[str] | str, mode: str) -> str:
+    """The released simulators' prompt. It names only the first gold answer, as the reference renders it
+    (`ground_truth[index][0]`) and as those checkpoints were trained."""
     if mode not in MODES:
         raise ValueError(f"simulator mode must be one of {MODES}, got {mode!r}")
+    first = answers if isinstance(answers, str) else (str(answers[0]) if len(answers) else "")
     return SIMULATOR_SFT_PROMPT.format(
-        mode=mode, Mode=mode.capitalize(), question=question, ground_truth=render_answers(answers), query=query
+        mode=mode, Mode=mode.capitalize(), question=question, ground_truth=first, query=query
     )
 
 
-# --- prompt-based simulator (ours: any instruct model, one worked example) ---------------------------
+# --- prompt-based simulator (ours: any instruct model, one worked example) -----------------------------
 
 _EXAMPLE_QUERY = "Harrow Lake Observatory founding year"
 _EXAMPLE_USEFUL = (
@@ -164,7 +168,7 @@ AGENT_PROMPT = (
     "example <answer> Beijing </answer>.\n\nQuestion: {question}"
 )
 
-# --- simulator SFT pipeline: the LLM judge (ours) -----------------------------------------------------
+# --- simulator SFT pipeline: the LLM judge (ours) ------------------------------------------------------
 
 JUDGE_PROMPT = (
     "You judge search results. A user wants to answer the question below, whose correct answer is given. "
@@ -179,3 +183,14 @@ def judge_prompt(question: str, answers: Sequence[str] | str, documents: Sequenc
     return JUDGE_PROMPT.format(
         question=question, ground_truth=render_answers(answers), documents=format_documents(documents)
     )
+
+
+# --- the policy prompt under verl (see docs/integrations.md) ---------------------------------------------
+# Our policy prompt with the search described as a tool call (verl parses tool calls, not <search> tags).
+TOOL_PROMPT = (
+    "Answer the given question. You must conduct reasoning inside <think> and </think> first every time "
+    "you get new information. After reasoning, if you find you lack some knowledge, you can call the search "
+    "tool with a query and it will return the top searched results. You can search as many times as your want. "
+    "If you find no further external knowledge needed, you can directly provide the answer inside <answer> and "
+    "</answer>, without detailed illustrations. For example, <answer> Beijing </answer>. Question: {question}\n"
+)

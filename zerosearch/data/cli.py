@@ -1,4 +1,4 @@
-"""`zerosearch data build | inspect | convert`: the mini-world and the QA file formats."""
+"""`zerosearch data build | inspect | convert | prepare`: the mini-world, the QA file formats, the paper's datasets."""
 
 from __future__ import annotations
 
@@ -45,16 +45,23 @@ def build(
 
 
 def _inspect_corpus(path: Path, n: int) -> None:
-    from zerosearch.engines.corpus import load
+    from zerosearch.data.formats import iter_jsonl
+    from zerosearch.errors import UserError
 
-    passages = load(path)  # names the file and line of a bad row
-    words = [len(f"{p.title or ''} {p.text}".split()) for p in passages]
+    contents = []
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("contents"), str):
+            raise UserError(f"{path}: line {lineno}: each line needs a string field 'contents'")
+        contents.append((row.get("id"), row["contents"]))
+    if not contents:
+        raise UserError(f"{path}: the corpus holds no documents")
+    words = [len(c.split()) for _, c in contents]
     print(
-        f"{path}: corpus of {len(passages)} passages, {statistics.mean(words):.1f} words on average "
+        f"{path}: corpus of {len(contents)} passages, {statistics.mean(words):.1f} words on average "
         f"(min {min(words)}, max {max(words)})"
     )
-    for p in passages[:n]:
-        print(f"  [{p.id}] {(p.title or '') + chr(10) + p.text!r:.300}")
+    for doc_id, c in contents[:n]:
+        print(f"  [{doc_id}] {c!r:.300}")
 
 
 @data_app.command()
@@ -110,6 +117,41 @@ def convert(
     examples = load_questions(src)
     write_questions(examples, dst, split=split)
     print(f"wrote {len(examples)} questions to {dst}")
+
+
+@data_app.command()
+def prepare(
+    names: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="NAME...",
+            help="nq, triviaqa, popqa, hotpotqa, 2wikimultihopqa, musique, bamboogle (default: all seven)",
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="a FlashRAG folder (NAME/train.jsonl, NAME/test.jsonl, …) or `hub` (needs internet)")
+    ] = "hub",
+    out: Annotated[Path, typer.Option(help="output directory for train.parquet and test.parquet")] = Path("data"),
+    train: Annotated[
+        str, typer.Option(help="datasets whose train split makes train.parquet (the paper: nq,hotpotqa)")
+    ] = "nq,hotpotqa",
+):
+    """The paper's data as ZeroSearch/Search-R1 parquet: train (NQ + HotpotQA) and the seven test sets."""
+    from zerosearch.data.prepare import DATASETS
+    from zerosearch.data.prepare import prepare as run
+
+    counts = run(
+        names or list(DATASETS),
+        source,
+        out,
+        train=[n.strip() for n in train.split(",") if n.strip()],
+        log=lambda line: typer.echo(line, err=True),
+    )
+    if counts["train"]:
+        parts = ", ".join(f"{n} {c}" for n, c in counts["train"].items())
+        print(f"{out / 'train.parquet'}: {sum(counts['train'].values())} questions ({parts})")
+    parts = ", ".join(f"{n} {c['questions']} ({c['split']})" for n, c in counts["test"].items())
+    print(f"{out / 'test.parquet'}: {sum(c['questions'] for c in counts['test'].values())} questions ({parts})")
 
 
 def register(app: typer.Typer) -> None:

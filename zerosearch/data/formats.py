@@ -9,12 +9,14 @@
 - Plain jsonl / csv: `question` plus `golden_answers`, `answers` (a list) or `answer` (one string); in csv a
   list is written as JSON.
 
-Every reader checks each row and raises `DataError` naming the file, the row and the field.
+Every reader checks each row and raises `DataError` naming the file, the place and the field: `line N` in text
+files (jsonl, csv: the physical line, the csv header being line 1), `row N` in parquet, both counted from 1.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +108,7 @@ def _read_parquet(path: Path) -> list[QAExample]:
         )
     examples = []
     for i, row in enumerate(table.to_pylist()):
-        ex = _example(row, f"{path}: row {i}", i, _default_source(path))
+        ex = _example(row, f"{path}: row {i + 1}", i, _default_source(path))
         info = row.get("extra_info")
         if isinstance(info, dict):  # kept so that writing the file back reproduces it
             ex.meta.update({k: info[k] for k in ("split", "index") if info.get(k) is not None})
@@ -114,10 +116,24 @@ def _read_parquet(path: Path) -> list[QAExample]:
     return examples
 
 
+def _line(path: Path | str, n: int, raw: bytes) -> str:
+    """A line of a text file as UTF-8, or a DataError naming it (a wrong encoding or a binary file)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: line {n}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}); save the file as UTF-8"
+        ) from None
+    if "\x00" in line:
+        raise DataError(f"{path}: line {n}: contains a NUL byte (a binary or corrupted file?)")
+    return line.removeprefix("\ufeff") if n == 1 else line  # an editor's byte-order mark
+
+
 def iter_jsonl(path: str | Path):
     """(line number, object) for each non-blank line of a jsonl file; a bad line is a DataError naming it."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with open(path, "rb") as f:  # decoded line by line, so that an encoding error names its line
+        for n, raw in enumerate(f, start=1):
+            line = _line(path, n, raw)
             if not line.strip():
                 continue
             try:
@@ -134,22 +150,29 @@ def _read_jsonl(path: Path) -> list[QAExample]:
 
 
 def _read_csv(path: Path) -> list[QAExample]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
+    with open(path, "rb") as f:
+        text = "".join(_line(path, n, raw) for n, raw in enumerate(f, start=1))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    examples, start = [], 1  # `start`: the line where the record being read begins
+    try:
         columns = reader.fieldnames or []
         if "question" not in columns:
             raise DataError(f"{path}: missing column 'question' (found: {', '.join(columns) or 'no header'})")
-        examples = []
+        start = reader.line_num + 1
         for i, row in enumerate(reader):
+            where = f"{path}: line {start}"
             for name in ("golden_answers", "answers"):
                 if (row.get(name) or "").startswith("["):
                     try:
                         row[name] = json.loads(row[name])
                     except json.JSONDecodeError:
-                        raise DataError(f"{path}: row {i}: field {name!r} is not a JSON list: {row[name]!r}") from None
+                        raise DataError(f"{where}: field {name!r} is not a JSON list: {row[name]!r}") from None
                 elif row.get(name):
                     row[name] = [row[name]]
-            examples.append(_example(row, f"{path}: row {i}", i, _default_source(path)))
+            examples.append(_example(row, where, i, _default_source(path)))
+            start = reader.line_num + 1
+    except csv.Error as e:  # e.g. a field over the size limit: most often an unclosed quote swallowing the file
+        raise DataError(f"{path}: line {start}: not valid csv ({e}; an unclosed quote?)") from None
     return examples
 
 
@@ -158,7 +181,9 @@ def read_questions(path: str | Path) -> list[QAExample]:
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(
+            f"{path}: no such file (the paper's datasets: `zerosearch data prepare NAME... --out DIR`, docs/data.md)"
+        )
     examples = {".parquet": _read_parquet, ".jsonl": _read_jsonl, ".csv": _read_csv}[suffix](path)
     if not examples:
         raise DataError(f"{path}: no questions in the file")

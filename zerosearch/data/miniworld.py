@@ -68,9 +68,12 @@ def generate(seed: int = 0, size: str = "small") -> tuple[list[dict], list[QAExa
     rng = random.Random(f"questions-{seed}")
     pool = single_hop(world, where) + two_hop(world, where) + comparison(world, where, rng)
     train, test = split(pool, SIZES[size], rng)
-    as_examples = lambda qs, name: [
-        QAExample(f"{DATA_SOURCE}_{name}_{i}", q.text, q.answers, DATA_SOURCE, q.meta()) for i, q in enumerate(qs)
-    ]
+
+    def as_examples(qs, name):
+        return [
+            QAExample(f"{DATA_SOURCE}_{name}_{i}", q.text, q.answers, DATA_SOURCE, q.meta()) for i, q in enumerate(qs)
+        ]
+
     return passages, as_examples(train, "train"), as_examples(test, "test")
 
 

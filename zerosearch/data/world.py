@@ -3,8 +3,8 @@
 Names are assembled from syllables so that no model knows the facts from pre-training (they are not checked
 against a list of real names, none being available offline; an accidental real name carries fictional facts
 anyway). A small surname pool, near-twin city names, companies and clubs named after surnames and cities,
-and shared attribute values make entities *confusable*, so that a careless query retrieves the wrong passage. Everything is drawn from one
-`random.Random(seed)` in a fixed order: the same seed gives the same world, byte for byte.
+and shared attribute values make entities *confusable*, so that a careless query retrieves the wrong passage.
+Everything is drawn from one `random.Random(seed)` in a fixed order: the same seed gives the same world, byte for byte.
 """
 
 from __future__ import annotations
@@ -269,7 +269,9 @@ def build_world(seed: int, scale: float = 1.0) -> dict[str, Entity]:
         industry = "publishing" if i % 6 == 0 else rng.choice(INDUSTRIES)
         # some are named after a surname, so that they are confusable with people of that name
         name = namer.unique(
-            lambda: f"{rng.choice(surnames) if rng.random() < 0.4 else namer.word((2, 2))} {COMPANY_WORDS[industry]}"
+            lambda industry=industry: (
+                f"{rng.choice(surnames) if rng.random() < 0.4 else namer.word((2, 2))} {COMPANY_WORDS[industry]}"
+            )
         )
         founded = rng.randint(1860, 2016)
         add(

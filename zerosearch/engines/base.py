@@ -70,6 +70,8 @@ class SearchEngine(ABC):
     name: str = "engine"
     # True where results depend on the request's question, answers and mode (the simulator): the cache keys on them.
     conditioned: bool = False
+    # False where the same request may rightly get other results later (a simulator whose weights train): never cached.
+    cacheable: bool = True
 
     def __init__(self) -> None:
         self.meter = Meter()
@@ -77,6 +79,13 @@ class SearchEngine(ABC):
     def identity(self) -> str:
         """What distinguishes this engine's results from another's (used in cache keys)."""
         return self.name
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold for an exact resume (random state, counters); {} for stateless engines."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027 - stateless engines have nothing to restore
+        """Restore `state_dict()`'s state."""
 
     def search(self, requests: Sequence[SearchRequest]) -> list[list[Document]]:
         if not requests:

@@ -1,5 +1,5 @@
 """BM25 over a corpus jsonl (bm25s). The index is built once, stored in the cache directory under the
-corpus file's fingerprint, and loaded on later runs."""
+corpus file's fingerprint, and loaded on later runs; passages are read from the file for the hits only."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ class BM25Engine(SearchEngine):
         import bm25s
         import Stemmer
 
-        self.corpus_path = corpus_lib.resolve(corpus)
-        self.docs = corpus_lib.load(self.corpus_path)
-        self.index_dir = Path(index_dir) if index_dir else corpus_lib.index_dir("bm25", self.corpus_path)
+        index_dir = Path(index_dir) if index_dir else None  # given: everything goes beside it, not in the cache
+        self.docs = corpus_lib.Corpus(corpus, index_dir and index_dir.with_name(f"{index_dir.name}-offsets"))
+        self.corpus_path = self.docs.path
+        self.index_dir = index_dir or corpus_lib.index_dir("bm25", self.corpus_path)
         self.tokenizer = bm25s.tokenization.Tokenizer(stemmer=Stemmer.Stemmer("english"), stopwords="en")
 
         def build(tmp: Path) -> None:
@@ -57,10 +58,6 @@ class BM25Engine(SearchEngine):
         results = []
         for request, token_ids in zip(requests, queries):
             indices, scores = self._top_k(token_ids, min(request.k, len(self.docs)))
-            results.append(
-                [
-                    Document(self.docs[i].text, self.docs[i].title, self.docs[i].id, float(s))
-                    for i, s in zip(indices, scores)
-                ]
-            )
+            hits = [(self.docs[int(i)], float(s)) for i, s in zip(indices, scores)]
+            results.append([Document(d.text, d.title, d.id, s) for d, s in hits])
         return results

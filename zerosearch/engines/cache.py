@@ -1,5 +1,10 @@
 """A sqlite cache in front of any engine. Modes: `read-write` (look up, search the misses, store them),
-`replay-only` (a miss is an error: a run replays exactly, offline), `off` (pass through)."""
+`replay-only` (a miss is an error: a run replays exactly, offline), `off` (pass through).
+
+Keys hold the engine's identity (for a simulator: its model's weights, prompt and sampling), the query and k,
+and for a conditioned engine the mode, question and answers. An engine that is not `cacheable` (a simulator
+sharing the weights that training changes) passes through in every mode. A sampling simulator's cached entry
+is one sample: later identical requests get the same documents."""
 
 from __future__ import annotations
 
@@ -37,6 +42,12 @@ class CachedEngine(SearchEngine):
     def identity(self) -> str:
         return self.engine.identity()
 
+    def state_dict(self) -> dict:
+        return self.engine.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.engine.load_state_dict(state)
+
     def key(self, request: SearchRequest) -> str:
         parts = [self.engine.identity(), request.query, request.k]
         if self.engine.conditioned:
@@ -44,7 +55,7 @@ class CachedEngine(SearchEngine):
         return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
 
     def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
-        if self.mode == "off":
+        if self.mode == "off" or not self.engine.cacheable:
             return self.engine.search(requests)
         keys = [self.key(r) for r in requests]
         with self._lock:

@@ -22,6 +22,26 @@ class MixedEngine(SearchEngine):
         self._lock = threading.Lock()
         self.routed = {"simulator": 0, "real": 0}
 
+    def state_dict(self) -> dict:
+        """The routing RNG and counters (JSON-friendly), and the two engines' own state: a resumed run routes
+        exactly as the uninterrupted one would have."""
+        version, internal, gauss = self.rng.getstate()
+        with self._lock:
+            return {
+                "rng": [version, list(internal), gauss],
+                "routed": dict(self.routed),
+                "simulator": self.simulator.state_dict(),
+                "real": self.real.state_dict(),
+            }
+
+    def load_state_dict(self, state: dict) -> None:
+        version, internal, gauss = state["rng"]
+        with self._lock:
+            self.rng.setstate((version, tuple(internal), gauss))
+            self.routed = dict(state["routed"])
+        self.simulator.load_state_dict(state.get("simulator", {}))
+        self.real.load_state_dict(state.get("real", {}))
+
     def identity(self) -> str:
         return f"mixed:{self.p_real}:{self.simulator.identity()}|{self.real.identity()}"
 

@@ -92,7 +92,10 @@ class RemoteEngine(SearchEngine):
             if not url.startswith(("http://", "https://")):
                 raise UserError(f"remote engine URL must start with http:// or https://, got {url!r}")
         self.urls, self.retries, self.backoff_s = urls, retries, backoff_s
-        self.conditioned = conditioned  # set when the server is a simulator, so that the cache keys on mode/question
+        # Set when the server may be a simulator, so that the cache keys on mode/question/answers; a Search-R1
+        # retriever never is.
+        self.conditioned = conditioned and not urls[0].endswith("/retrieve")
+        self._token = token or ""  # never logged: error messages are redacted with it
         self.client = httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {token}"} if token else {})
         self._turn = itertools.count()
         self._lock = threading.Lock()
@@ -118,6 +121,7 @@ class RemoteEngine(SearchEngine):
             retries=self.retries,
             backoff_s=self.backoff_s,
             what="remote search",
+            secret=self._token,
         )
         try:
             return [[Document(**d) for d in docs] for docs in response.json()["results"]]
@@ -133,6 +137,7 @@ class RemoteEngine(SearchEngine):
             retries=self.retries,
             backoff_s=self.backoff_s,
             what="remote retrieve",
+            secret=self._token,
         )
         try:
             results = []

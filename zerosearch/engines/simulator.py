@@ -1,9 +1,13 @@
-"""The search simulator: an LLM writes the documents (DESIGN §2.3).
+"""The search simulator: an LLM writes the documents (prompts in docs/protocol.md, caching in docs/engines.md).
 
 `sft` is the exact prompt of the released `Simulation_LLM_*_V2` checkpoints, applied as the single user
 message of the chat template with an empty system message; `fewshot` is our prompt for any instruct model.
 Each request is rendered with its own question, answers and mode, so a batch can never misalign them (the
 reference implementation does when some trajectories issue no query in a turn).
+
+Sampling is seeded: call n of the engine uses seed `seed + 1_000_003 n` (and the back-end gives each prompt of a call
+its own stream), so that the samples of a group that send the same query get different documents, and a
+resumed run that restores `state_dict()` samples as the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import re
 import threading
 
 from zerosearch import prompts
-from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
 from zerosearch.generation.base import Generator, chat_prompt
+from zerosearch.generation.openai import GenerationError
 
 # A document marker at the start of a line: `Doc 1:`, `Document 2 (Title: x)`, `**Doc 3**`, `1.`, `2)`,
 # `[3]`, `(4)`, `Passage 5 -`. One or two digits, so that a line opening with a year is not a marker.
 _MARKER = re.compile(
-    r"^[ \t>*#_-]*(?:(?:doc(?:ument)?|passage|result)\s*#?\s*(\d{1,2})|\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})\s*[.):])[*_]*",
+    r"^[ \t>*#_-]*"
+    r"(?:(?:doc(?:ument)?|passage|result)\s*#?\s*(\d{1,2})|\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})\s*[.):])[*_]*",
     re.IGNORECASE | re.MULTILINE,
 )
 _TITLE = re.compile(r"^\s*\((?:title:\s*)?([^()\n]*)\)", re.IGNORECASE)
@@ -77,12 +83,17 @@ class SimulatorEngine(SearchEngine):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = 0,
+        model_id: str | None = None,
     ):
+        """`model_id` identifies the generator's weights (`models.model_identity`) for cache keys; None means
+        they may change (the policy's, in training): such a simulator is never cached."""
         super().__init__()
         if prompt not in ("sft", "fewshot"):
             raise ValueError(f"simulator prompt must be 'sft' or 'fewshot', got {prompt!r}")
         self.generator, self.prompt, self.max_new_tokens = generator, prompt, max_new_tokens
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.model_id, self.cacheable = model_id, model_id is not None
+        self.calls = 0
         # The few-shot prompt ends in `Query:`/`Output:` lines; a model that carries on writes a new example.
         self.stop = ("\nQuery:",) if prompt == "fewshot" else ()
         self.documents = 0  # documents returned, and how many of them were well-formed (the format rate)
@@ -90,7 +101,17 @@ class SimulatorEngine(SearchEngine):
         self._lock = threading.Lock()
 
     def identity(self) -> str:
-        return f"simulator:{getattr(self.generator, 'name', 'generator')}:{self.prompt}:{self.max_new_tokens}:{self.temperature}:{self.top_p}:{self.seed}"
+        return (
+            f"simulator:{self.model_id}:{self.prompt}:{self.max_new_tokens}:{self.temperature}:{self.top_p}:{self.seed}"
+        )
+
+    def state_dict(self) -> dict:
+        with self._lock:
+            return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict) -> None:
+        with self._lock:
+            self.calls = int(state.get("calls", 0))
 
     def render(self, request: SearchRequest) -> str:
         """The full prompt text of one request (chat template applied where the model has one)."""
@@ -109,14 +130,19 @@ class SimulatorEngine(SearchEngine):
 
     def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
         texts = [self.render(r) for r in requests]
-        completions = self.generator.generate(
-            texts,
-            max_new_tokens=self.max_new_tokens,
-            stop=self.stop,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-        )
+        with self._lock:
+            call, self.calls = self.calls, self.calls + 1
+        try:
+            completions = self.generator.generate(
+                texts,
+                max_new_tokens=self.max_new_tokens,
+                stop=self.stop,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                seed=None if self.seed is None else self.seed + 1_000_003 * call,
+            )
+        except GenerationError as e:  # the simulator's server is down: a failed search, as for any engine
+            raise EngineError(f"simulator: {e}") from None
         self.meter.add_tokens(self._count_tokens(texts), sum(len(c.token_ids) for c in completions))
         results = []
         for request, completion in zip(requests, completions, strict=True):

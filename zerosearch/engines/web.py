@@ -1,7 +1,7 @@
 """Web search APIs (Serper, SerpAPI): the real engine the paper trains against and compares costs with.
 
 The API key comes from an environment variable and never appears in a log line or an error message.
-Each provider's price per 1,000 queries is recorded for the cost report (DESIGN §2.9).
+Each provider's price per 1,000 queries is recorded for the cost report (see docs/engines.md).
 """
 
 from __future__ import annotations
@@ -79,17 +79,14 @@ class WebEngine(SearchEngine):
         return self.meter.queries / 1000 * self.price_per_1k
 
     def _one(self, request: SearchRequest) -> list[Document]:
-        if self.provider == "serper":
-            send = lambda u: self.client.post(
-                f"{u}/search", json={"q": request.query, "num": request.k}, headers={"X-API-KEY": self._key}
-            )
-            field = "organic"
-        else:
-            send = lambda u: self.client.get(
-                f"{u}/search.json",
-                params={"engine": "google", "q": request.query, "num": request.k, "api_key": self._key},
-            )
-            field = "organic_results"
+        def send(url: str) -> httpx.Response:
+            if self.provider == "serper":
+                body = {"q": request.query, "num": request.k}
+                return self.client.post(f"{url}/search", json=body, headers={"X-API-KEY": self._key})
+            params = {"engine": "google", "q": request.query, "num": request.k, "api_key": self._key}
+            return self.client.get(f"{url}/search.json", params=params)
+
+        field = "organic" if self.provider == "serper" else "organic_results"
         response = call_with_retries(
             send,
             [self.base_url],

@@ -2,7 +2,8 @@
 
 `--config` takes a training recipe (its model, engine and rollout sections are used) and `--set` overrides
 `model.*`, `engine.*` and `rollout.*` fields; the typed flags are shorthands for the same overrides. Without a
-recipe the engine is BM25 over the mini-world corpus.
+recipe the engine is BM25 over the mini-world corpus; the simulator (a recipe's training engine) is refused unless
+`--allow-oracle`, since it is given the gold answers (see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -68,6 +69,48 @@ def _engine_label(engine_cfg) -> str:
 eval_app = typer.Typer(help="Evaluate methods on QA data against a search engine; `eval compare A B` diffs two runs.")
 
 
+def _is_oracle(engine_cfg) -> bool:
+    """The simulator writes its documents knowing each question's gold answers: as an evaluation engine it is an
+    oracle. (So is `mixed`, unless every call goes to the real engine.)"""
+    return engine_cfg.name == "simulator" or (engine_cfg.name == "mixed" and engine_cfg.p_real < 1.0)
+
+
+def _settings(method: str, cfg, policy_spec: str, run: dict) -> dict:
+    """What a method's records depend on: a resumed evaluation must not mix records of other settings."""
+    from zerosearch.config import to_dict
+    from zerosearch.eval.methods import MULTI_TURN, NEEDS_ENGINE
+
+    settings = {"model": policy_spec if method == "policy" else cfg.model.spec, **run}
+    if method in NEEDS_ENGINE:
+        settings["engine"] = to_dict(cfg.engine)
+    if method in MULTI_TURN:
+        settings["rollout"] = to_dict(cfg.rollout)
+    return settings
+
+
+def _check_resume(out: Path, settings: dict[str, dict]) -> None:
+    """OUT/settings.json records each method's settings; a rerun into OUT resumes only under the same ones."""
+    path = out / "settings.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    settings = json.loads(json.dumps(settings))  # as JSON holds them (tuples become lists)
+    for method, now in settings.items():
+        before = previous.get(method, now)
+        changed = next((k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)), None)
+        if changed:
+            raise UserError(
+                f"{out} holds {method} results of other settings ({changed}: {before.get(changed)!r}, now "
+                f"{now.get(changed)!r}); pass another --out to keep both"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(previous | settings, indent=2) + "\n")
+
+
+def _key(example) -> tuple[str, str]:
+    from zerosearch.eval.metrics import source_of
+
+    return source_of({"data_source": example.data_source}), str(example.id)
+
+
 @eval_app.callback(invoke_without_command=True)
 def evaluate(
     ctx: typer.Context,
@@ -93,17 +136,30 @@ def evaluate(
     ] = None,
     limit: Annotated[Optional[int], typer.Option(help="at most this many questions (seeded sub-sample)")] = None,
     seed: Annotated[int, typer.Option(help="seed of sub-sampling and of the bootstrap")] = 0,
-    out: Annotated[Path, typer.Option(help="results directory")] = Path("runs/eval"),
+    out: Annotated[
+        Path, typer.Option(help="results directory; a rerun into it resumes (questions already done are skipped)")
+    ] = Path("runs/eval"),
     batch_size: Annotated[int, typer.Option(help="questions per generation batch")] = 16,
-    max_turns: Annotated[Optional[int], typer.Option(help="turns of the agent and policy methods (default 5)")] = None,
+    max_turns: Annotated[
+        Optional[int], typer.Option(help="search turns of agent/policy, then one answer turn (default 5)")
+    ] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 1000,
+    allow_oracle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-oracle",
+            help="allow the simulator as the engine, although it is given the gold answers (results labelled ORACLE)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json to stdout")] = False,
     config: ConfigOption = None,
     set_: SetOption = None,
 ):
-    """Evaluate one or several methods; writes per-question jsonl, results.json, table.md and PNG plots."""
+    """Evaluate one or several methods; writes results.jsonl (per question, as batches finish), results.json,
+    table.md and PNG plots. Rerun with the same --out to resume an interrupted evaluation."""
     if ctx.invoked_subcommand:
         return
+    import contextlib
     import dataclasses
 
     from rich.console import Console
@@ -114,44 +170,76 @@ def evaluate(
     from zerosearch.eval.methods import NEEDS_ENGINE
     from zerosearch.eval.methods import evaluate as run_method
     from zerosearch.eval.metrics import summarize
-    from zerosearch.eval.report import write_results
+    from zerosearch.eval.report import append_records, read_records, record_key, write_results
     from zerosearch.generation import make_generator
 
     methods = _methods(method or ["policy"])
     if n_boot < 1:
         raise UserError(f"--n-boot must be >= 1, got {n_boot}")
     cfg = _config(config, set_, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    uses_engine = any(m in NEEDS_ENGINE for m in methods)
+    oracle = uses_engine and _is_oracle(cfg.engine)
+    if oracle and not allow_oracle:
+        raise UserError(
+            f"engine {cfg.engine.name!r} is given every question's gold answers, so it is an oracle, not a search "
+            "engine: pass --engine bm25|dense|web|remote, or --allow-oracle for results labelled ORACLE"
+        )
     examples = load_questions(data, data_source=data_source, limit=limit, seed=seed)
     if not examples:
         raise UserError(f"{data}: no questions{f' with data_source {data_source!r}' if data_source else ''}")
-    log = Console(stderr=True)
-    generator = make_generator(cfg.model)
     policy_cfg = dataclasses.replace(cfg.model, spec=policy_model) if policy_model else cfg.model
-    policy_generator = make_generator(policy_cfg) if policy_model and "policy" in methods else generator
-    search_engine = _engine(cfg, generator) if any(m in NEEDS_ENGINE for m in methods) else None
+    run = {"data": str(data), "data_source": data_source, "limit": limit, "seed": seed}
+    _check_resume(out, {m: _settings(m, cfg, policy_cfg.spec, run) for m in methods})
+    done = {m: {record_key(r): r for r in recs} for m, recs in read_records(out).items()}
+    todo = {m: [ex for ex in examples if _key(ex) not in done.get(m, {})] for m in methods}
+
+    log = Console(stderr=True)
+    generator = policy_generator = search_engine = None
+    if any(todo.values()):
+        generator = make_generator(cfg.model)
+        policy_generator = make_generator(policy_cfg) if policy_model and todo.get("policy") else generator
+        search_engine = _engine(cfg, generator) if any(todo[m] for m in methods if m in NEEDS_ENGINE) else None
 
     records, seconds = {}, {}
     for m in methods:
-        gen = policy_generator if m == "policy" else generator
-        start = time.perf_counter()
-        with log.status(f"{m}: 0/{len(examples)}") as status:
-            records[m] = run_method(
-                m,
-                gen,
-                examples,
-                engine=search_engine,
-                rollout_cfg=cfg.rollout,
-                batch_size=batch_size,
-                k=cfg.engine.k,
-                progress=lambda n, m=m: status.update(f"{m}: {n}/{len(examples)}"),
-            )
+        count, start = [len(examples) - len(todo[m])], time.perf_counter()
+        if count[0]:
+            log.print(f"{m}: {count[0]}/{len(examples)} questions already in {out}, resuming")
+        # A live status on a terminal; a line per batch otherwise (logs, CI, nohup), where a status shows nothing.
+        live = log.status(f"{m}: {count[0]}/{len(examples)}") if log.is_terminal else contextlib.nullcontext()
+        with live as status:
+
+            def on_batch(batch, m=m, status=status, count=count, start=start):
+                append_records(out, m, batch)
+                count[0] += len(batch)
+                line = f"{m}: {count[0]}/{len(examples)} questions, {time.perf_counter() - start:.0f} s"
+                if status:
+                    status.update(line)
+                else:
+                    log.print(line)
+
+            if todo[m]:
+                gen = policy_generator if m == "policy" else generator
+                for r in run_method(
+                    m,
+                    gen,
+                    todo[m],
+                    engine=search_engine,
+                    rollout_cfg=cfg.rollout,
+                    batch_size=batch_size,
+                    k=cfg.engine.k,
+                    on_batch=on_batch,
+                ):
+                    done.setdefault(m, {})[record_key(r)] = r
+        records[m] = [done[m][_key(ex)] for ex in examples]
         seconds[m] = round(time.perf_counter() - start, 1)
         log.print(f"{m}: {len(examples)} questions in {seconds[m]} s")
     meta = {
         "model": cfg.model.spec,
         "policy_model": policy_cfg.spec,
-        "engine": _engine_label(cfg.engine) if search_engine else None,
-        "engine_config": to_dict(cfg.engine) if search_engine else None,
+        "engine": _engine_label(cfg.engine) if uses_engine else None,
+        "oracle": oracle,
+        "engine_config": to_dict(cfg.engine) if uses_engine else None,
         "engine_meter": search_engine.meter.to_dict() if search_engine else None,
         "rollout": to_dict(cfg.rollout),
         "data": data,
@@ -182,12 +270,13 @@ def compare(
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ):
-    """Paired-bootstrap differences B − A (EM, cover-EM, F1) per data source and averaged, over the same question ids."""
+    """Paired-bootstrap differences B − A (EM, cover-EM, F1) per data source and averaged, over the same
+    question ids."""
     from rich.console import Console
     from rich.table import Table
 
     from zerosearch.eval.metrics import METRICS, paired_difference
-    from zerosearch.eval.report import METRIC_NAMES, load_records
+    from zerosearch.eval.report import METRIC_NAMES, load_records, title
 
     label_a, records_a = load_records(a, method)
     label_b, records_b = load_records(b, method)
@@ -202,10 +291,10 @@ def compare(
         table.add_column(f"Δ {METRIC_NAMES[metric]} (%)", justify="right")
     for src, row in diff.items():
         cells = [
-            f"{100 * row[mt]['mean']:+.1f} ({100 * row[mt]['lo']:+.1f}–{100 * row[mt]['hi']:+.1f}) p={row[mt]['p_le_0']:.3f}"
-            for mt in METRICS
+            f"{100 * d['mean']:+.1f} ({100 * d['lo']:+.1f}–{100 * d['hi']:+.1f}) p={d['p_le_0']:.3f}"
+            for d in (row[mt] for mt in METRICS)
         ]
-        table.add_row(src, str(row["n"]), *cells)
+        table.add_row(title(src), str(row["n"]), *cells)
     Console().print(table)
 
 
@@ -267,10 +356,12 @@ def cost(
     console = Console()
     console.print(table)
     console.print(
-        f"search API: {i['searches']:,} searches × ${i['api_price_per_1k']:.4f}/1k = [bold]${report['api_cost']:,.2f}[/]"
+        f"search API: {i['searches']:,} searches × ${i['api_price_per_1k']:.4f}/1k = "
+        f"[bold]${report['api_cost']:,.2f}[/]"
     )
     console.print(
-        f"simulator:  {i['gpu_count']} GPU × {i['gpu_hours']:.2f} h × ${i['gpu_price_per_hour']:.4f}/h = [bold]${report['gpu_cost']:,.2f}[/]"
+        f"simulator:  {i['gpu_count']} GPU × {i['gpu_hours']:.2f} h × ${i['gpu_price_per_hour']:.4f}/h = "
+        f"[bold]${report['gpu_cost']:,.2f}[/]"
     )
     if report["saving_pct"] is not None:
         console.print(f"saving: ${report['saving']:,.2f} ({report['saving_pct']}%)")
@@ -285,7 +376,7 @@ def chat(
         str, typer.Option(help="policy (the trained protocol) | agent (the prompted baseline)")
     ] = "policy",
     k: Annotated[Optional[int], typer.Option(help="documents per search")] = None,
-    max_turns: Annotated[Optional[int], typer.Option(help="turns per question")] = None,
+    max_turns: Annotated[Optional[int], typer.Option(help="search turns per question, then one answer turn")] = None,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -308,7 +399,8 @@ def chat(
     generator = make_generator(cfg.model)
     search_engine = _engine(cfg, generator)
     console.print(
-        f"[dim]model {cfg.model.spec} · engine {_engine_label(cfg.engine)} · {'greedy' if temperature == 0 else f'temperature {temperature}'}[/]"
+        f"[dim]model {cfg.model.spec} · engine {_engine_label(cfg.engine)} · "
+        f"{'greedy' if temperature == 0 else f'temperature {temperature}'}[/]"
     )
     while True:
         q = question

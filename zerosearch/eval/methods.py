@@ -4,7 +4,7 @@
 - rag: one search with the question itself, then one completion of prompts.RAG_PROMPT over the documents.
 - agent: an instruct model never trained on the protocol, prompted with prompts.AGENT_PROMPT, through the
   multi-turn rollout machinery (the same one RL trains with).
-- policy: a trained checkpoint with the policy prompt of DESIGN §2.1, through the same machinery.
+- policy: a trained checkpoint with the policy prompt (prompts.policy_prompt), through the same machinery.
 
 Answer extraction. Multi-turn methods take the last <answer> block, as the protocol says. Small models often
 omit the tags in a single completion, so the single-shot methods (direct, cot, rag) fall back to the first
@@ -24,7 +24,7 @@ from zerosearch.data.formats import QAExample
 from zerosearch.engines.base import SearchEngine, SearchRequest
 from zerosearch.errors import UserError
 from zerosearch.generation.base import Generator, chat_prompt
-from zerosearch.rewards import cover_exact_match, exact_match, extract_answer, f1_score
+from zerosearch.rewards import extract_answer, metrics
 
 SINGLE_SHOT = ("direct", "cot", "rag")
 MULTI_TURN = ("agent", "policy")
@@ -59,9 +59,7 @@ def _record(ex: QAExample, prediction: str | None, answered: bool, n_searches: i
         "golden_answers": list(ex.golden_answers),
         "data_source": ex.data_source,
         "prediction": prediction,
-        "em": exact_match(prediction, ex.golden_answers),
-        "cover_em": cover_exact_match(prediction, ex.golden_answers),
-        "f1": f1_score(prediction, ex.golden_answers),
+        **metrics(prediction, ex.golden_answers),
         "n_searches": n_searches,
         "answered": answered,
         "trajectory": trajectory,
@@ -128,11 +126,12 @@ def evaluate(
     rollout_cfg: RolloutConfig | None = None,
     batch_size: int = 16,
     k: int = 5,
-    progress: Callable[[int], None] | None = None,
+    on_batch: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Greedy, batched evaluation of one method: one record per question (see `_record` for the fields).
 
-    `k` is the number of documents per search; `progress(n_done)` is called after each batch.
+    `k` is the number of documents per search; `on_batch(records)` is called with each batch's records as soon
+    as it is done (the CLI appends them to disk, so that an interrupted evaluation resumes).
     """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
@@ -144,9 +143,10 @@ def evaluate(
     records: list[dict] = []
     for batch in _batches(list(examples), batch_size):
         if method in SINGLE_SHOT:
-            records += _single_shot(method, generator, batch, engine, k)
+            done = _single_shot(method, generator, batch, engine, k)
         else:
-            records += _multi_turn(method, generator, batch, engine, cfg, k)
-        if progress:
-            progress(len(records))
+            done = _multi_turn(method, generator, batch, engine, cfg, k)
+        records += done
+        if on_batch:
+            on_batch(done)
     return records

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from zerosearch.config import ModelConfig
-from zerosearch.generation.base import Completion, Generator, chat_prompt
+from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
 
-__all__ = ["Completion", "Generator", "chat_prompt", "make_generator"]
+__all__ = ["Completion", "Generator", "chat_prompt", "encode_text", "make_generator"]
 
 
 def make_generator(cfg: ModelConfig) -> Generator:

@@ -44,3 +44,11 @@ def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:
         {"role": "user", "content": user}
     ]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """A prompt's token ids, with the tokenizer's special tokens unless the text already starts with BOS
+    (a chat-templated prompt does where the model wants one; a second BOS would be out of distribution).
+    Here, not in the torch back-end, so that the rollout over an HTTP back-end never imports torch."""
+    bos = tokenizer.bos_token
+    return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids

@@ -22,14 +22,7 @@ from contextlib import contextmanager
 import torch
 from transformers import DynamicCache
 
-from zerosearch.generation.base import Completion, Generator
-
-
-def encode_text(tokenizer, text: str) -> list[int]:
-    """A prompt's token ids, with the tokenizer's special tokens unless the text already starts with BOS
-    (a chat-templated prompt does where the model wants one; a second BOS would be out of distribution)."""
-    bos = tokenizer.bos_token
-    return tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids
+from zerosearch.generation.base import Completion, Generator, encode_text
 
 
 class PrefixCache:

@@ -7,7 +7,12 @@ place that knows the loss-aggregation modes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
+
+from zerosearch.errors import ConfigError
 
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean")
 
@@ -48,26 +53,48 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
 
 
 # --- advantages ----------------------------------------------------------------------------------------
-# Outcome rewards: one scalar per trajectory. Group algorithms see rewards of n samples per prompt,
-# grouped consecutively ([p0 s0, p0 s1, ..., p1 s0, ...]).
+# Outcome rewards: one scalar per trajectory. Group algorithms see the rewards of n samples per prompt,
+# grouped consecutively ([p0 s0, p0 s1, ..., p1 s0, ...]). `valid` [B] marks the trajectories that train:
+# an excluded one (a search that failed for good) has an all-zero mask, a zero advantage, and is left out of its
+# group's baseline, so one failure does not shift the advantages of the samples that ran normally.
+
+
+def _groups(rewards: torch.Tensor, valid: torch.Tensor | None, group_size: int):
+    groups = rewards.view(-1, group_size)
+    v = torch.ones_like(groups) if valid is None else valid.to(groups.dtype).view(-1, group_size)
+    return groups, v, v.sum(-1, keepdim=True)
 
 
 def grpo_advantages(
-    rewards: torch.Tensor, group_size: int, norm_by_std: bool = True, eps: float = 1e-6
+    rewards: torch.Tensor,
+    group_size: int,
+    norm_by_std: bool = True,
+    eps: float = 1e-6,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """[B] -> [B]: reward minus its group's mean, divided by the group's (unbiased) std when `norm_by_std`."""
-    groups = rewards.view(-1, group_size)
-    centred = groups - groups.mean(-1, keepdim=True)
+    groups, v, n = _groups(rewards, valid, group_size)
+    centred = (groups - (groups * v).sum(-1, keepdim=True) / n.clamp(min=1)) * v
     if norm_by_std:
-        centred = centred / (groups.std(-1, keepdim=True) + eps)
+        std = ((centred**2).sum(-1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
+        centred = centred / (std + eps)
     return centred.reshape(-1)
 
 
-def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+def rloo_advantages(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None) -> torch.Tensor:
     """[B] -> [B]: reward minus the mean of the *other* samples of its group (leave-one-out baseline)."""
-    groups = rewards.view(-1, group_size)
-    others = (groups.sum(-1, keepdim=True) - groups) / (group_size - 1)
-    return (groups - others).reshape(-1)
+    groups, v, n = _groups(rewards, valid, group_size)
+    others = ((groups * v).sum(-1, keepdim=True) - groups) / (n - 1).clamp(min=1)
+    return ((groups - others) * v * (n > 1)).reshape(-1)
+
+
+def zero_std_fraction(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None) -> float:
+    """Share of groups whose (valid) rewards are all equal: no learning signal for a group baseline
+    (TRL's `frac_reward_zero_std`)."""
+    groups, v, _ = _groups(rewards, valid, group_size)
+    big = torch.finfo(groups.dtype).max
+    spread = torch.where(v.bool(), groups, -big).max(-1).values - torch.where(v.bool(), groups, big).min(-1).values
+    return (spread <= 0).float().mean().item() if spread.numel() else 0.0
 
 
 def outcome_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -124,35 +151,135 @@ def gae_advantages(
     return (masked_whiten(advantages, mask) if whiten else advantages), returns
 
 
+# --- the registry: each algorithm once, with its advantage function and what it needs ------------------
+
+
+@dataclass(frozen=True)
+class Algo:
+    """`advantages(rewards [B], mask [B, T], valid [B], values [B, T] | None, rl) -> (advantages [B, T],
+    returns [B, T] | None)`. `needs_values`: a value head (the critic), whose values before the update feed the
+    advantages and the clipped value loss. `group`: a baseline over the samples of a prompt (>= 2 of them).
+    Every algorithm needs the log-probs before the update once an update is off-policy (several epochs or
+    mini-batches); on-policy, the ratio's denominator is the current log-prob, detached (same value, no pass)."""
+
+    name: str
+    advantages: Callable
+    needs_values: bool = False
+    group: bool = False
+
+
+ALGOS: dict[str, Algo] = {}
+
+
+def register_algo(name: str, *, needs_values: bool = False, group: bool = False):
+    """Decorator adding an advantage function to the registry under `name` (the value of `rl.algo`)."""
+
+    def add(fn: Callable) -> Callable:
+        if name in ALGOS:
+            raise ValueError(f"algorithm {name!r} is registered twice")
+        ALGOS[name] = Algo(name, fn, needs_values, group)
+        return fn
+
+    return add
+
+
+def get_algo(name: str) -> Algo:
+    if name not in ALGOS:
+        raise ConfigError(f"rl.algo must be one of {sorted(ALGOS)}, got {name!r}")
+    return ALGOS[name]
+
+
+def check(rl, world: int = 1) -> None:
+    """What the config alone cannot check: the algorithm's name and needs, and the number of processes."""
+    if get_algo(rl.algo).group and rl.samples_per_prompt < 2:
+        raise ConfigError(
+            f"rl.samples_per_prompt must be >= 2 for {rl.algo} (group baseline), got {rl.samples_per_prompt}"
+        )
+    if rl.prompts_per_step % world or rl.mini_batch % world:
+        raise ConfigError(
+            f"rl.prompts_per_step ({rl.prompts_per_step}) and rl.mini_batch ({rl.mini_batch}) must be divisible by "
+            f"the number of processes ({world})"
+        )
+
+
+def _per_token(adv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return adv.unsqueeze(-1) * mask
+
+
+@register_algo("grpo", group=True)
+def _grpo(rewards, mask, valid, values, rl):
+    return _per_token(grpo_advantages(rewards, rl.samples_per_prompt, rl.norm_adv_by_std, valid=valid), mask), None
+
+
+@register_algo("rloo", group=True)
+def _rloo(rewards, mask, valid, values, rl):
+    return _per_token(rloo_advantages(rewards, rl.samples_per_prompt, valid), mask), None
+
+
+@register_algo("reinforce")
+def _reinforce(rewards, mask, valid, values, rl):
+    """The reference implementation's plain REINFORCE: the raw reward on every policy token, no baseline."""
+    return _per_token(rewards * valid, mask), None
+
+
+@register_algo("reinforce_pp")
+def _reinforce_pp(rewards, mask, valid, values, rl):
+    return reinforce_pp_advantages(rewards, mask, rl.gamma), None
+
+
+@register_algo("ppo", needs_values=True)
+def _ppo(rewards, mask, valid, values, rl):
+    return gae_advantages(rewards, values, mask, rl.gamma, rl.lam)
+
+
 # --- losses --------------------------------------------------------------------------------------------
 
 
+CHUNK = 512  # positions per log-softmax: its float32 temporaries are CHUNK x vocabulary, not the whole batch's
+
+
+def _chunks(logits: torch.Tensor):
+    flat = logits.reshape(-1, logits.shape[-1])
+    for start in range(0, flat.shape[0], CHUNK):
+        yield start, flat[start : start + CHUNK].float()
+
+
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log p(label) per position, without materializing a full log-softmax copy of the logits."""
-    logits = logits.float() / temperature
-    return torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+    """log p(label) per position, for the taken tokens only and CHUNK positions at a time (as TRL's
+    `selective_log_softmax`): no full-vocabulary log-softmax of the whole batch is materialized."""
+    index = labels.reshape(-1, 1)
+    parts = []
+    for start, x in _chunks(logits):
+        x = x / temperature
+        parts.append(x.gather(-1, index[start : start + CHUNK]).squeeze(-1) - torch.logsumexp(x, -1))
+    return torch.cat(parts).view(labels.shape)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the next-token distribution per position."""
-    logits = logits.float()
-    return torch.logsumexp(logits, -1) - (torch.softmax(logits, -1) * logits).sum(-1)
+    """Entropy of the next-token distribution per position (CHUNK positions at a time)."""
+    parts = [torch.logsumexp(x, -1) - (torch.softmax(x, -1) * x).sum(-1) for _, x in _chunks(logits)]
+    return torch.cat(parts).view(logits.shape[:-1])
+
+
+KL_ESTIMATORS = ("k1", "k2", "k3", "low_var_kl")
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from samples of the policy (Schulman's k1/k2/k3).
 
-    k3 = exp(r) - r - 1 with r = ref_logp - logp: unbiased, always >= 0, low variance (the default).
+    k3 = exp(r) - r - 1 with r = ref_logp - logp: unbiased, always >= 0, low variance (the default). `k3` and
+    `low_var_kl` are the same estimator, verl's `low_var_kl`: r clamped to [-20, 20] (exp overflow) and the
+    estimate clamped to [-10, 10], so one pathological token cannot dominate the loss.
     """
     log_ratio = ref_logp - logp
     if estimator == "k1":
         return -log_ratio
     if estimator == "k2":
         return 0.5 * log_ratio**2
-    if estimator == "k3":
-        log_ratio = log_ratio.clamp(-20, 20)  # exp overflow guard on pathological tokens
-        return torch.exp(log_ratio) - log_ratio - 1
-    raise ValueError(f"KL estimator must be k1, k2 or k3, got {estimator!r}")
+    if estimator in ("k3", "low_var_kl"):
+        log_ratio = log_ratio.clamp(-20, 20)
+        return (torch.exp(log_ratio) - log_ratio - 1).clamp(-10, 10)
+    raise ValueError(f"KL estimator must be one of {KL_ESTIMATORS}, got {estimator!r}")
 
 
 def clipped_surrogate(
@@ -175,7 +302,7 @@ def clipped_surrogate(
 
 
 def value_loss(
-    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float = 0.2
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float = 0.5
 ) -> torch.Tensor:
     """PPO's clipped value loss per token: 0.5 * max((v - R)^2, (clip(v) - R)^2)."""
     clipped = old_values + (values - old_values).clamp(-clip, clip)

@@ -17,21 +17,45 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
         set_: SetOption = None,
         model: Annotated[Optional[str], typer.Option(help="policy model spec (alias, hub id, local dir)")] = None,
-        algo: Annotated[Optional[str], typer.Option(help="grpo | ppo | reinforce_pp | rloo")] = None,
+        algo: Annotated[
+            Optional[str], typer.Option(help="an algorithm of rl/algos.py's registry (docs/training.md)")
+        ] = None,
         steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
         out: Annotated[Optional[str], typer.Option(help="run directory")] = None,
         resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
+        trainer: Annotated[
+            str, typer.Option(help="ours (zerosearch/rl/trainer.py) | trl (TRL's GRPOTrainer with our rollout)")
+        ] = "ours",
+        trl: Annotated[
+            Optional[list[str]],
+            typer.Option(help="--trainer trl: set a GRPOConfig field, KEY=VALUE (repeatable), e.g. use_vllm=true"),
+        ] = None,
     ):
-        """Train a search policy with RL against the simulator and the noise curriculum (default recipe: zerosearch/recipes/tiny.yaml)."""
-        from zerosearch.config import TrainConfig, load_config
-        from zerosearch.rl.trainer import train as run
+        """Train a search policy with RL against the simulator and the noise curriculum (default recipe:
+        zerosearch/recipes/tiny.yaml). `--trainer trl` runs it through TRL's GRPOTrainer (docs/integrations.md)."""
+        from zerosearch.config import TrainConfig, load_config, parse_override
 
+        if trainer not in ("ours", "trl"):
+            raise UserError(f"--trainer must be ours or trl, got {trainer!r}")
+        if trl and trainer != "trl":
+            raise UserError("--trl sets GRPOConfig fields: it needs --trainer trl")
         path = config or "tiny"
         if resume and config is None and out and (Path(out) / "config.yaml").exists():
             path = Path(out) / "config.yaml"  # a resumed run keeps its own recipe
         cfg = load_config(
             TrainConfig, path, set_, {"model.spec": model, "rl.algo": algo, "rl.steps": steps, "out": out}
         )
+        if trainer == "trl":
+            from zerosearch.integrations.trl import train as run_trl
+
+            bad = next((item for item in trl or [] if "=" not in item), None)
+            if bad is not None:
+                raise UserError(f"--trl expects KEY=VALUE (a GRPOConfig field), got {bad!r}")
+            run_dir = run_trl(cfg, resume=resume, **dict(parse_override(item) for item in trl or []))
+            typer.echo(f"run: {run_dir} (TRL checkpoints, final/); logs: {run_dir}/checkpoint-*/trainer_state.json")
+            return
+        from zerosearch.rl.trainer import train as run
+
         run_dir = run(cfg, resume=resume)
         typer.echo(f"run: {run_dir} (metrics.jsonl, checkpoints/, trajectories/); curves: zerosearch plot {run_dir}")
 
@@ -49,7 +73,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option(help="demonstrations per SFT step")] = 8,
     ):
         """Optional, before RL (a departure from the paper): a short SFT on oracle search demonstrations, so that a
-        small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe (zerosearch/recipes/tiny.yaml)."""
+        small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe
+        (zerosearch/recipes/tiny.yaml)."""
         from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.warmstart import warm_start
 
@@ -92,7 +117,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ):
-        """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the simulator, evaluate again."""
+        """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the
+        simulator, evaluate again."""
         from zerosearch.rl.demo import run_demo
 
         if steps < 0 or n_eval < 0 or (warm_steps or 0) < 0:

@@ -133,7 +133,7 @@ def run_demo(
         table.add_column(col, justify="right" if col != "policy" else "left")
     for name, summary in summaries.items():
         s = summary[AVERAGE]
-        ci = lambda m: f"{100 * s[m]['mean']:.1f} [{100 * s[m]['lo']:.1f}, {100 * s[m]['hi']:.1f}]"  # noqa: E731
+        ci = lambda m, s=s: f"{100 * s[m]['mean']:.1f} [{100 * s[m]['lo']:.1f}, {100 * s[m]['hi']:.1f}]"  # noqa: E731
         table.add_row(name, ci("em"), ci("f1"), f"{s['searches_per_question']:.2f}", f"{100 * s['answer_rate']:.0f}%")
     for name, diff in diffs.items():
         d = diff[AVERAGE]

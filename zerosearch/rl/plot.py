@@ -8,11 +8,11 @@ from pathlib import Path
 from zerosearch.errors import UserError
 
 PANELS = {
-    "reward.png": ("reward and answer quality", ["reward", "f1", "em"]),
+    "reward.png": ("reward and answer quality", ["reward", "f1", "em", "frac_reward_zero_std"]),
     "search.png": ("search behaviour and curriculum", ["searches", "p_noisy", "noisy_frac", "answer_rate"]),
     "optimization.png": ("optimization", ["kl", "entropy", "clip_frac", "grad_norm"]),
     "length.png": ("response length (tokens)", ["response_len", "policy_tokens"]),
-    "time.png": ("seconds per step", ["rollout_s", "engine_s", "update_s"]),
+    "time.png": ("seconds per step", ["generation_s", "engine_s", "logprob_s", "update_s"]),
 }
 
 

@@ -10,47 +10,101 @@ and its loss does not reshape them (one model in memory, the policy gradient alo
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from zerosearch.rl import algos
 
+INPUTS = ("input_ids", "attention_mask", "position_ids")  # a Batch's [B, P+T] fields; the others: [B, T] or [B]
 
-def collate(trajectories, pad_id: int, device=None) -> dict:
-    """Trajectories -> padded tensors: input_ids/attention_mask/position_ids [B, P+T]; response_ids/mask [B, T]."""
+
+@dataclass
+class Batch:
+    """One training step's trajectories: the model inputs [B, P+T], the loss mask [B, T], the rewards [B], and the
+    per-token tensors [B, T] that `learn` fills before the update (None until then, or when not needed).
+
+    `valid` [B] marks the trajectories that train: one whose search failed for good (stop reason `search_error`)
+    has an all-zero mask, so it adds nothing to the loss nor to the token counts, and the group algorithms leave it
+    out of their baselines."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    mask: torch.Tensor
+    rewards: torch.Tensor
+    valid: torch.Tensor
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
+    old_values: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def response_ids(self) -> torch.Tensor:
+        return self.input_ids[:, self.input_ids.shape[1] - self.mask.shape[1] :]
+
+    def to(self, device) -> Batch:
+        return Batch(**{f.name: None if (x := getattr(self, f.name)) is None else x.to(device) for f in fields(self)})
+
+    def rows(self, rows) -> Batch:
+        """The batch's rows `rows`, with the columns that are padding in all of them trimmed."""
+        attention = self.attention_mask[rows]
+        P = attention.shape[1] - self.mask.shape[1]
+        used = attention.any(0).nonzero().squeeze(-1)
+        start, T = int(used.min()), max(int(used.max()) + 1 - P, 1)
+        out = {}
+        for f in fields(self):
+            x = getattr(self, f.name)
+            if x is not None:
+                x = x[rows] if x.dim() == 1 else x[rows, start : P + T] if f.name in INPUTS else x[rows, :T]
+            out[f.name] = x
+        return Batch(**out)
+
+
+def collate(trajectories, pad_id: int, device=None) -> Batch:
+    """Trajectories -> a Batch laid out [left padding | prompt | response | right padding]; `rewards` are the
+    trajectories' own (the reward that trains a trajectory is the one it records)."""
     P = max(len(t.prompt_ids) for t in trajectories)
     T = max(max(len(t.response_ids) for t in trajectories), 1)
     B = len(trajectories)
     input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
     attention = torch.zeros(B, P + T, dtype=torch.long)
     mask = torch.zeros(B, T)
+    valid = torch.tensor([t.stop_reason != "search_error" for t in trajectories])
     for i, t in enumerate(trajectories):
         p, r = len(t.prompt_ids), len(t.response_ids)
         input_ids[i, P - p : P] = torch.tensor(t.prompt_ids)
         input_ids[i, P : P + r] = torch.tensor(t.response_ids, dtype=torch.long)
         attention[i, P - p : P + r] = 1
-        mask[i, :r] = torch.tensor(t.loss_mask, dtype=torch.float)
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
-    batch = dict(
+        if valid[i]:
+            mask[i, :r] = torch.tensor(t.loss_mask, dtype=torch.float)
+    batch = Batch(
         input_ids=input_ids,
         attention_mask=attention,
-        position_ids=position_ids,
-        response_ids=input_ids[:, P:],
+        position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
         mask=mask,
+        rewards=torch.tensor([float(t.reward) for t in trajectories]),
+        valid=valid,
     )
-    return {k: v.to(device) for k, v in batch.items()} if device is not None else batch
+    return batch if device is None else batch.to(device)
 
 
-def select(batch: dict, rows, *per_token: torch.Tensor | None):
-    """Rows of a batch with all-padding columns trimmed; `per_token` [B, T] tensors are cut to match."""
-    attention = batch["attention_mask"][rows]
-    P = attention.shape[1] - batch["mask"].shape[1]
-    used = attention.any(0).nonzero().squeeze(-1)
-    start, T = int(used.min()), max(int(used.max()) + 1 - P, 1)
-    sub = {k: batch[k][rows, start : P + T] for k in ("input_ids", "attention_mask", "position_ids")}
-    sub["response_ids"], sub["mask"] = batch["response_ids"][rows, :T], batch["mask"][rows, :T]
-    return sub, [None if x is None else x[rows, :T] for x in per_token]
+@torch.no_grad()
+def per_token(fn, batch: Batch, micro_batch: int) -> list[torch.Tensor]:
+    """Run `fn(sub_batch) -> tuple of [b, t] tensors` over micro-batches and reassemble [B, T] tensors."""
+    B, T = batch.mask.shape
+    outs = None
+    for rows in torch.arange(B).split(micro_batch):
+        results = fn(batch.rows(rows))
+        outs = outs or [torch.zeros(B, T, device=batch.mask.device) for _ in results]
+        for out, r in zip(outs, results):
+            out[rows, : r.shape[1]] = r.float()
+    return outs
 
 
 class ActorCritic(nn.Module):
@@ -87,28 +141,27 @@ def response_logits(lm, input_ids, attention_mask, position_ids, n_response: int
     return out.logits[:, :-1], hidden
 
 
-def logprobs_of(model, batch: dict, with_entropy: bool = False, entropy_grad: bool = False):
+def logprobs_of(model, batch: Batch, with_entropy: bool = False, entropy_grad: bool = False):
     """(log-probs [B, T], entropy [B, T] or None, values [B, T] or None) of the batch's response tokens.
 
     The entropy is differentiable only when `entropy_grad` (an entropy bonus is on); otherwise it is a metric
     (and the collapse guard's signal) and builds no graph.
     """
-    T = batch["mask"].shape[1]
-    logits, values = model(batch["input_ids"], batch["attention_mask"], batch["position_ids"], T)
-    logp = algos.token_logprobs(logits, batch["response_ids"])
+    T = batch.mask.shape[1]
+    logits, values = model(batch.input_ids, batch.attention_mask, batch.position_ids, T)
+    logp = algos.token_logprobs(logits, batch.response_ids)
     ent = algos.entropy(logits if entropy_grad else logits.detach()) if with_entropy else None
     return logp, ent, values
 
 
 @torch.no_grad()
-def reference_logprobs(actor: ActorCritic, reference: nn.Module | None, batch: dict) -> torch.Tensor:
+def reference_logprobs(actor: ActorCritic, reference: nn.Module | None, batch: Batch) -> torch.Tensor:
     """Log-probs under the frozen reference: the base model with adapters off (LoRA) or a frozen copy (full)."""
-    T = batch["mask"].shape[1]
-    args = (batch["input_ids"], batch["attention_mask"], batch["position_ids"], T)
+    args = (batch.input_ids, batch.attention_mask, batch.position_ids, batch.mask.shape[1])
     if reference is None:
         with actor.policy.disable_adapter():
-            return algos.token_logprobs(response_logits(actor.policy, *args)[0], batch["response_ids"])
-    return algos.token_logprobs(response_logits(reference, *args)[0], batch["response_ids"])
+            return algos.token_logprobs(response_logits(actor.policy, *args)[0], batch.response_ids)
+    return algos.token_logprobs(response_logits(reference, *args)[0], batch.response_ids)
 
 
 def build_actor(model, rl_cfg) -> tuple[ActorCritic, nn.Module | None]:
@@ -132,7 +185,8 @@ def build_actor(model, rl_cfg) -> tuple[ActorCritic, nn.Module | None]:
 
 
 def make_optimizer(actor: ActorCritic, rl_cfg) -> torch.optim.Optimizer:
-    """AdamW over the trainable policy weights (all, or the LoRA adapters) and, for PPO, the value head at its own lr."""
+    """AdamW over the trainable policy weights (all, or the LoRA adapters) and, for PPO, the value head at its own
+    lr."""
     groups = [{"params": [p for p in actor.policy.parameters() if p.requires_grad], "lr": rl_cfg.lr}]
     if actor.value_head is not None:
         groups.append({"params": list(actor.value_head.parameters()), "lr": rl_cfg.value_lr})

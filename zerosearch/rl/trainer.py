@@ -1,24 +1,22 @@
-"""The RL training loop of ZeroSearch, top to bottom. The math lives in algos.py; the model in policy.py.
+"""The RL training loop of ZeroSearch, top to bottom. The math and the algorithm registry live in algos.py; the
+model and the training batch in policy.py. See docs/training.md.
 
 One step:
   1. the next `prompts_per_step` questions of a seeded shuffle (the position is checkpointed);
   2. `samples_per_prompt` rollouts per question with the current policy, against the training engine (a separate
      simulator model by default), each search noisy with the curriculum's probability for this step (Eq. 1);
-  3. rewards: F1 of the extracted answer (the paper's reward; em / cover_em as options);
+  3. rewards: each trajectory records the reward that trains it (`rewards.score`: F1 of the extracted answer, the
+     paper's reward; em / cover_em as options); a trajectory whose search failed for good trains nothing;
   4. log-probs of the response tokens under the reference (for the KL penalty), and under the policy before the
      update when the update is off-policy (several epochs or mini-batches); values for PPO;
-  5. advantages: GRPO, RLOO, REINFORCE++ or PPO-GAE;
+  5. advantages, by the registered algorithm (GRPO, RLOO, REINFORCE, REINFORCE++, PPO-GAE);
   6. `epochs` passes of clipped updates over mini-batches, each accumulated over micro-batches, one optimizer step
      per mini-batch;
   7. one line of metrics.jsonl, the collapse guard, a checkpoint.
 
 Scale-out: under `accelerate launch --multi_gpu` (GPUs) or `torchrun --nproc_per_node N $(which zerosearch) train`
-(CPUs, gloo) each process rolls out its share of the step's questions and DDP averages gradients (the GRPO groups
-stay whole; REINFORCE++ whitens per process). Generation on an OpenAI-compatible server
-(`model.backend=openai`, vLLM/SGLang) works, but the server's weights are NOT updated as the local model trains:
-weight sync is not implemented, so after step 1 the rollouts come from the initial policy (off-policy; the
-importance ratios use local log-probs). Use it for the first steps of a run or with a server you reload yourself
-from the checkpoints.
+(CPUs, gloo) each process rolls out its share of the questions (GRPO groups stay whole) and DDP averages gradients.
+Generation is the trained model's own (on-policy); vLLM generation with weight sync: `zerosearch train --trainer trl`.
 
 Departure: no dropout anywhere (the model stays in eval mode), so that the rollout's, the old and the new
 log-probs are the same function of the weights.
@@ -38,12 +36,9 @@ import yaml
 from zerosearch.config import TrainConfig, to_dict
 from zerosearch.curriculum import schedule
 from zerosearch.errors import UserError
-from zerosearch.rewards import cover_exact_match, exact_match, f1_score, format_reward
 from zerosearch.rl import algos, checkpoint
-from zerosearch.rl.monitor import CollapseGuard, MetricsLogger
-from zerosearch.rl.policy import build_actor, collate, logprobs_of, make_optimizer, reference_logprobs, select
-
-REWARDS = {"f1": f1_score, "em": exact_match, "cover_em": cover_exact_match}
+from zerosearch.rl.monitor import CollapseGuard, MetricsLogger, rollout_metrics
+from zerosearch.rl.policy import Batch, build_actor, collate, logprobs_of, make_optimizer, per_token, reference_logprobs
 
 
 class TrainingCollapsed(UserError):
@@ -62,71 +57,38 @@ def take_questions(questions: list, pos: int, n: int, seed: int) -> list:
     return out
 
 
-def rewards_of(trajectories, rl) -> torch.Tensor:
-    return torch.tensor(
-        [
-            REWARDS[rl.reward](t.answer, t.golden_answers) + format_reward(t.response_text, rl.format_reward)
-            for t in trajectories
-        ],
-        dtype=torch.float,
-    )
-
-
-def advantages_of(rl, rewards: torch.Tensor, mask: torch.Tensor, values: torch.Tensor | None):
-    """(advantages [B, T], returns [B, T] for PPO's value loss or None)."""
-    if rl.algo == "ppo":
-        return algos.gae_advantages(rewards, values, mask, rl.gamma, rl.lam)
-    if rl.algo == "reinforce_pp":
-        return algos.reinforce_pp_advantages(rewards, mask, rl.gamma), None
-    adv = (
-        algos.grpo_advantages(rewards, rl.samples_per_prompt, rl.norm_adv_by_std)
-        if rl.algo == "grpo"
-        else algos.rloo_advantages(rewards, rl.samples_per_prompt)
-    )
-    return adv.unsqueeze(-1).expand_as(mask).contiguous(), None
-
-
-@torch.no_grad()
-def per_token(fn, batch: dict, micro_batch: int) -> list[torch.Tensor]:
-    """Run `fn(sub_batch) -> tuple of [b, t] tensors` over micro-batches and reassemble [B, T] tensors."""
-    B, T = batch["mask"].shape
-    outs = None
-    for rows in torch.arange(B).split(micro_batch):
-        sub, _ = select(batch, rows)
-        results = fn(sub)
-        outs = outs or [torch.zeros(B, T, device=batch["mask"].device) for _ in results]
-        for out, r in zip(outs, results):
-            out[rows, : r.shape[1]] = r.float()
-    return outs
-
-
-def update(accelerator, model, optimizer, batch, advantages, old_logp, ref_logp, returns, old_values, rl) -> dict:
+def update(accelerator, model, optimizer, batch: Batch, rl) -> dict:
     """Epochs of clipped updates over mini-batches, each accumulated over micro-batches. Returns mean statistics.
 
-    A micro-batch's loss is normalized by its whole mini-batch's token/sequence count, so the accumulated gradient
-    equals the gradient of one big batch. `old_logp` None = on-policy: the ratio's denominator is the current
-    log-prob, detached (saves a forward pass; the value is the same).
+    A micro-batch's loss is normalized by its whole mini-batch's token/sequence count over all processes (as verl's
+    `agg_loss` with its dp size), so the accumulated, process-averaged gradient equals that of one big batch.
+    `batch.old_logp` None = on-policy: the ratio's denominator is the current log-prob, detached.
     """
-    B = batch["mask"].shape[0]
-    mini = rl.mini_batch or B
+    actor, world = accelerator.unwrap_model(model), accelerator.num_processes
+    B = len(batch)
+    mini = rl.mini_batch // world if rl.mini_batch else B
+    parts = [[p for p in actor.policy.parameters() if p.requires_grad]]
+    parts += [list(actor.value_head.parameters())] if actor.value_head is not None else []
     totals: dict[str, float] = {}
     n_steps = 0
     for _ in range(rl.epochs):
         order = torch.randperm(B) if (rl.epochs > 1 or mini < B) else torch.arange(B)
         for rows in order.split(mini):
-            norm = dict(num_tokens=batch["mask"][rows].sum().clamp(min=1), num_seqs=len(rows))
+            counts = torch.stack([batch.mask[rows].sum(), batch.valid[rows].sum().float()])
+            n_tokens, n_seqs = (accelerator.reduce(counts, "sum").clamp(min=1) / world).tolist()
+            norm = dict(num_tokens=n_tokens, num_seqs=n_seqs)
             micros = rows.split(rl.micro_batch)
             stats: dict[str, float] = {}
             for k, m in enumerate(micros):
-                sub, (adv, old, ref, ret, old_v) = select(batch, m, advantages, old_logp, ref_logp, returns, old_values)
+                sub = batch.rows(m)
                 with nullcontext() if k == len(micros) - 1 else accelerator.no_sync(model), accelerator.autocast():
                     logp, ent, values = logprobs_of(model, sub, with_entropy=True, entropy_grad=rl.entropy_coef > 0)
                     loss, s = algos.policy_loss(
                         logp,
-                        logp.detach() if old is None else old,
-                        adv,
-                        sub["mask"],
-                        ref_logp=ref,
+                        logp.detach() if sub.old_logp is None else sub.old_logp,
+                        sub.advantages,
+                        sub.mask,
+                        ref_logp=sub.ref_logp,
                         entropies=ent,
                         clip=rl.clip,
                         dual_clip=rl.dual_clip,
@@ -137,239 +99,193 @@ def update(accelerator, model, optimizer, batch, advantages, old_logp, ref_logp,
                         **norm,
                     )
                     if values is not None:
-                        s["value_loss"] = algos.aggregate(
-                            algos.value_loss(values, old_v, ret, rl.clip), sub["mask"], rl.loss_agg, **norm
-                        )
+                        v_loss = algos.value_loss(values, sub.old_values, sub.returns, rl.value_clip)
+                        s["value_loss"] = algos.aggregate(v_loss, sub.mask, rl.loss_agg, **norm)
                         loss = loss + s["value_loss"]
                 accelerator.backward(loss)
                 for name, v in {**s, "loss": loss}.items():
                     stats[name] = stats.get(name, 0.0) + v.item()
-            grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), rl.max_grad_norm or math.inf))
-            if math.isfinite(grad_norm) and math.isfinite(stats["loss"]):
+            # The policy and the value head are clipped separately (as verl's actor and critic): the critic's
+            # large early gradients must not shrink the policy's step.
+            accelerator.unscale_gradients()
+            norms = [float(torch.nn.utils.clip_grad_norm_(p, rl.max_grad_norm or math.inf)) for p in parts]
+            if all(map(math.isfinite, [*norms, stats["loss"]])):
                 optimizer.step()  # a non-finite step is skipped here and reported to the collapse guard
             optimizer.zero_grad(set_to_none=True)
-            stats["grad_norm"] = grad_norm
+            stats.update(zip(("grad_norm", "value_grad_norm"), norms))
             for name, v in stats.items():
                 totals[name] = totals.get(name, 0.0) + v
             n_steps += 1
     return {name: v / n_steps for name, v in totals.items()}
 
 
-def learn(accelerator, model, actor, reference, optimizer, trajectories, rewards: torch.Tensor, pad_id: int, rl):
-    """Steps 4-6 for scored trajectories: reference/old log-probs and values, advantages, clipped updates.
-    `model` is the (possibly DDP-wrapped) trained module, `actor` the same unwrapped. Returns (statistics, batch)."""
-    batch = collate(trajectories, pad_id, accelerator.device)
-    rewards = rewards.to(accelerator.device)
-    on_policy = rl.epochs == 1 and (rl.mini_batch == 0 or rl.mini_batch >= len(trajectories))
+def learn(accelerator, model, reference, optimizer, batch: Batch, rl) -> dict:
+    """Steps 4-6 for a collated batch: fill in the reference/old log-probs, the values and the advantages, then
+    update. `model` is the (possibly DDP-wrapped) trained module. Returns the statistics, with the phase times."""
+    actor, algo = accelerator.unwrap_model(model), algos.get_algo(rl.algo)
+    start = time.perf_counter()
+    off_policy = rl.epochs > 1 or 0 < rl.mini_batch // accelerator.num_processes < len(batch)  # as in update()
 
-    def old_pass(b: dict) -> tuple:
+    def old_pass(b: Batch) -> tuple:
         logp, _, values = logprobs_of(actor, b)
         return (logp,) if values is None else (logp, values)
 
     with accelerator.autocast():
-        ref_logp = (
-            per_token(lambda b: (reference_logprobs(actor, reference, b),), batch, rl.micro_batch)[0]
-            if rl.kl_coef > 0
-            else None
-        )
-        old_logp = old_values = None
-        if not on_policy or rl.algo == "ppo":
+        if rl.kl_coef > 0:
+            (batch.ref_logp,) = per_token(lambda b: (reference_logprobs(actor, reference, b),), batch, rl.micro_batch)
+        if off_policy or algo.needs_values:
             old = per_token(old_pass, batch, rl.micro_batch)
-            old_logp = None if on_policy else old[0]
-            old_values = old[-1] if rl.algo == "ppo" else None
-    advantages, returns = advantages_of(rl, rewards, batch["mask"], old_values)
-    return update(accelerator, model, optimizer, batch, advantages, old_logp, ref_logp, returns, old_values, rl), batch
+            batch.old_logp = old[0] if off_policy else None
+            batch.old_values = old[1] if algo.needs_values else None
+    batch.advantages, batch.returns = algo.advantages(batch.rewards, batch.mask, batch.valid, batch.old_values, rl)
+    logprob_s = time.perf_counter() - start
+    stats = update(accelerator, model, optimizer, batch, rl)
+    return {**stats, "logprob_s": logprob_s, "update_s": time.perf_counter() - start - logprob_s}
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:
     """Run (or resume) RL training; returns the run directory."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from zerosearch.data import load_questions
     from zerosearch.engines import make_engine
-    from zerosearch.generation import make_generator
     from zerosearch.generation.hf import HFGenerator
     from zerosearch.models import load_model
     from zerosearch.rollout import run_rollouts, write_jsonl
 
     rl, out = cfg.rl, Path(cfg.out)
-    if not resume and checkpoint.checkpoints(out):
-        raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     precision = rl.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # cpu=True on a machine without CUDA: several CPU processes (torchrun) then form a gloo group instead of each
     # believing it is alone.
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    algos.check(rl, world)
+    if cfg.model.backend == "openai":  # the server's weights would not follow the training: off-policy rollouts
+        raise UserError(
+            "model.backend=openai: this trainer generates with the model it trains (model.backend=hf); for generation "
+            "on a vLLM server with weight sync use `zerosearch train --trainer trl` with use_vllm"
+        )
+    if resume:
+        checkpoint.check_resume(out, cfg)
+    elif checkpoint.checkpoints(out):
+        raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if main:
+        checkpoint.clean_partial(out)
     set_seed(cfg.seed)
-    main = accelerator.is_main_process
 
     # --- model, optimizer, generation, engine, data ---------------------------------------------------------
+    questions = load_questions(cfg.data, seed=cfg.seed)  # first: a missing file fails before a 7B model loads
+    if not questions:
+        raise UserError(f"no training questions in {cfg.data}")
     model, tokenizer = load_model(cfg.model.spec, dtype=cfg.model.dtype, device=str(accelerator.device))
     actor, reference = build_actor(model, rl)
     optimizer = make_optimizer(actor, rl)
     state = {"step": 0, "data_pos": 0, "rollbacks": 0, "lr_scale": 1.0}
-    # Linear warm-up, then constant; `lr_scale` drops at each rollback of the collapse guard.
+    # Linear warm-up over a share of the steps (per parameter group: policy, value head), then constant;
+    # `lr_scale` drops at each rollback of the collapse guard.
+    warmups = [int(r * rl.steps) for r in (rl.warmup_ratio, rl.value_warmup_ratio)][: len(optimizer.param_groups)]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: state["lr_scale"] * min(1.0, (s + 1) / (rl.warmup_steps + 1))
+        optimizer, [lambda s, w=w: state["lr_scale"] * min(1.0, (s + 1) / (w + 1)) for w in warmups]
     )
     model, optimizer = accelerator.prepare(actor, optimizer)  # the scheduler stays ours: one step per training step
     actor.eval()
 
-    if cfg.model.backend == "openai":
-        generator = make_generator(cfg.model)
-        accelerator.print(
-            "warning: rollouts come from the OpenAI-compatible server, whose weights are not synced with training"
-        )
-    else:
-        generator = HFGenerator(actor.policy, tokenizer)
+    generator = HFGenerator(actor.policy, tokenizer)
     engine = make_engine(cfg.engine, generator=generator if cfg.simulator_shares_policy else None)
-    questions = load_questions(cfg.data, seed=cfg.seed)
-    if not questions:
-        raise UserError(f"no training questions in {cfg.data}")
-    noise = schedule(
-        cfg.curriculum.schedule, rl.steps, cfg.curriculum.p_start, cfg.curriculum.p_end, cfg.curriculum.base
-    )
+    curriculum = cfg.curriculum
+    noise = schedule(curriculum.schedule, rl.steps, curriculum.p_start, curriculum.p_end, curriculum.base)
     guard = CollapseGuard(cfg.collapse_window, cfg.collapse_ratio, cfg.min_entropy)
 
     def restore(path: Path, **overrides) -> None:
         loaded = checkpoint.load(path, actor, optimizer, scheduler)
         guard.load_state_dict(loaded.pop("guard"))
-        state.update(loaded, **overrides)
-        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the lr at the current scale
-            group["lr"] = base * scheduler.lr_lambdas[0](scheduler.last_epoch)
+        if loaded.get("engine"):
+            engine.load_state_dict(loaded["engine"])
+        state.update({k: loaded[k] for k in state}, **overrides)
+        for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * fn(scheduler.last_epoch)  # the lr at the current scale
 
     if resume:
-        if not checkpoint.checkpoints(out):
-            raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}")
         restore(checkpoint.checkpoints(out)[-1])
         accelerator.print(f"resumed from step {state['step']} of {out}")
-    if main:
+    if main and not (out / "config.yaml").exists():  # a resumed run keeps its config (check_resume compared it)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    logger = (
-        MetricsLogger(out, to_dict(cfg), cfg.log_tensorboard, cfg.log_wandb, resume_step=state["step"])
-        if main
-        else None
-    )
-    rank, world = accelerator.process_index, accelerator.num_processes
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    progress = Progress(*columns, disable=not (cfg.progress and main))
-    task = progress.add_task("training", total=rl.steps, completed=state["step"])
+        checkpoint.write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    logger = MetricsLogger(out, to_dict(cfg), cfg.log_tensorboard, cfg.log_wandb, state["step"]) if main else None
+    while state["step"] < rl.steps:
+        step = state["step"] + 1
+        t_start = time.perf_counter()
 
-    with progress:
-        while state["step"] < rl.steps:
-            step = state["step"] + 1
-            t_start = time.perf_counter()
+        # 1-3. questions, rollouts with the curriculum's p for this step (each process its share), rewards
+        examples = take_questions(questions, state["data_pos"], rl.prompts_per_step, cfg.seed)[rank::world]
+        engine_s0 = engine.meter.seconds
+        trajectories = run_rollouts(
+            generator,
+            engine,
+            examples,
+            cfg.rollout,
+            p_noisy=noise[step - 1],
+            seed=cfg.seed * 1_000_003 + step * 1009 + rank,
+            n=rl.samples_per_prompt,
+            k=cfg.engine.k,
+            reward=rl.reward,
+            format_bonus=rl.format_reward,
+        )
+        rollout_s, engine_s = time.perf_counter() - t_start, engine.meter.seconds - engine_s0
 
-            # 1-2. questions and rollouts (each process its share; the curriculum's p for this step)
-            examples = take_questions(questions, state["data_pos"], rl.prompts_per_step, cfg.seed)[rank::world]
-            p_noisy = noise[step - 1]
-            engine_s0 = engine.meter.seconds
-            trajectories = run_rollouts(
-                generator,
-                engine,
-                examples,
-                cfg.rollout,
-                p_noisy=p_noisy,
-                seed=cfg.seed * 1_000_003 + step * 1009 + rank,
-                n=rl.samples_per_prompt,
-                k=cfg.engine.k,
-            )
-            rollout_s = time.perf_counter() - t_start
+        # 4-6. learn from them
+        batch = collate(trajectories, tokenizer.pad_token_id, accelerator.device)
+        stats = learn(accelerator, model, reference, optimizer, batch, rl)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
 
-            # 3-6. rewards, then learn from them
-            t_update = time.perf_counter()
-            rewards = rewards_of(trajectories, rl)
-            stats, batch = learn(
-                accelerator, model, actor, reference, optimizer, trajectories, rewards, tokenizer.pad_token_id, rl
-            )
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            update_s = time.perf_counter() - t_update
+        # 7. metrics (averaged over processes; counts summed), collapse guard, checkpoint
+        local = {
+            **rollout_metrics(trajectories, batch, rl),
+            **stats,
+            "tokens_per_s": batch.mask.sum().item() / max(rollout_s, 1e-9),
+            "rollout_s": rollout_s,
+            "generation_s": rollout_s - engine_s,
+            "engine_s": engine_s,
+        }
+        means = accelerator.reduce(torch.tensor(list(local.values()), device=accelerator.device), "mean")
+        errors = accelerator.reduce(torch.tensor(float(len(batch) - batch.valid.sum()), device=accelerator.device))
+        metrics = {"step": step, "p_noisy": noise[step - 1], "lr": lr, **dict(zip(local, means.tolist()))}
+        metrics.update(search_errors=int(errors), step_s=time.perf_counter() - t_start)
 
-            # 7. metrics (averaged over processes), collapse guard, checkpoint
-            n_policy = batch["mask"].sum().item()
-            searches = [s for t in trajectories for s in t.searches]
-            local = {
-                "reward": rewards.mean().item(),
-                "f1": float(np.mean([f1_score(t.answer, t.golden_answers) for t in trajectories])),
-                "em": float(np.mean([t.em for t in trajectories])),
-                "answer_rate": float(np.mean([t.answer is not None for t in trajectories])),
-                "searches": len(searches) / len(trajectories),
-                "noisy_frac": sum(s.mode == "noisy" for s in searches) / max(len(searches), 1),
-                "response_len": float(np.mean([len(t.response_ids) for t in trajectories])),
-                "policy_tokens": n_policy / len(trajectories),
-                **stats,
-                "tokens_per_s": n_policy / max(rollout_s, 1e-9),
-                "rollout_s": rollout_s,
-                "engine_s": engine.meter.seconds - engine_s0,
-                "update_s": update_s,
-            }
-            values = accelerator.reduce(torch.tensor(list(local.values()), device=accelerator.device), "mean").tolist()
-            metrics = {
-                "step": step,
-                "p_noisy": p_noisy,
-                "lr": lr,
-                **dict(zip(local, values)),
-                "step_s": time.perf_counter() - t_start,
-            }
-
-            problem = guard.check(metrics) if cfg.on_collapse != "off" else None
-            if problem:
-                saved = checkpoint.checkpoints(out)
-                if cfg.on_collapse != "rollback" or not saved or state["rollbacks"] >= cfg.max_rollbacks:
-                    raise TrainingCollapsed(
-                        f"step {step}: {problem}; stopped (on_collapse={cfg.on_collapse}, "
-                        f"rollbacks used {state['rollbacks']}/{cfg.max_rollbacks}). Last checkpoint: {saved[-1] if saved else 'none'}"
-                    )
-                restore(
-                    saved[-1], rollbacks=state["rollbacks"] + 1, lr_scale=state["lr_scale"] * cfg.rollback_lr_factor
+        problem = guard.check(metrics) if cfg.on_collapse != "off" else None
+        if problem:
+            saved = checkpoint.checkpoints(out)
+            if cfg.on_collapse != "rollback" or not saved or state["rollbacks"] >= cfg.max_rollbacks:
+                raise TrainingCollapsed(
+                    f"step {step}: {problem}; stopped (on_collapse={cfg.on_collapse}, rollbacks used "
+                    f"{state['rollbacks']}/{cfg.max_rollbacks}). Last checkpoint: {saved[-1] if saved else 'none'}"
                 )
-                accelerator.print(
-                    f"step {step}: {problem}; rolled back to step {state['step']} with lr x{state['lr_scale']:g}"
-                )
-                if logger:
-                    logger.truncate_after(state["step"])
-                progress.update(task, completed=state["step"])
-                continue
-
-            state.update(step=step, data_pos=state["data_pos"] + rl.prompts_per_step)
+            scale = state["lr_scale"] * cfg.rollback_lr_factor
+            restore(saved[-1], rollbacks=state["rollbacks"] + 1, lr_scale=scale)
+            accelerator.print(f"step {step}: {problem}; rolled back to step {state['step']} with lr x{scale:g}")
             if logger:
-                logger.log(metrics)
-            if cfg.save_trajectories:  # every process its own share
-                write_jsonl(
-                    trajectories, out / "trajectories" / f"step-{step:06d}{f'-rank{rank}' if world > 1 else ''}.jsonl"
-                )
-            if main and (step % cfg.save_every == 0 or step == rl.steps):
-                checkpoint.save(
-                    out,
-                    step,
-                    actor,
-                    tokenizer,
-                    optimizer,
-                    scheduler,
-                    {**state, "guard": guard.state_dict()},
-                    cfg.keep_checkpoints,
-                )
-            accelerator.wait_for_everyone()
-            progress.update(
-                task, completed=step, description=f"reward {metrics['reward']:.3f} kl {metrics.get('kl', 0):.4f}"
+                logger.truncate_after(state["step"])
+            continue
+
+        state.update(step=step, data_pos=state["data_pos"] + rl.prompts_per_step)
+        if logger:
+            logger.log(metrics)
+        if cfg.save_trajectories:  # every process its own share
+            write_jsonl(
+                trajectories, out / "trajectories" / f"step-{step:06d}{f'-rank{rank}' if world > 1 else ''}.jsonl"
+            )
+        if main and (step % cfg.save_every == 0 or step == rl.steps):
+            extra = {"guard": guard.state_dict(), "engine": engine.state_dict()}  # the engine's RNG: exact resume
+            checkpoint.save(out, step, actor, tokenizer, optimizer, scheduler, {**state, **extra}, cfg.keep_checkpoints)
+        accelerator.wait_for_everyone()
+        if cfg.progress:  # one plain line per step: readable in a terminal and in a log file alike
+            accelerator.print(
+                f"step {step}/{rl.steps}: reward {metrics['reward']:.3f} kl {metrics.get('kl', 0):.4f} "
+                f"entropy {metrics['entropy']:.3f} p_noisy {metrics['p_noisy']:.2f} ({metrics['step_s']:.1f} s)"
             )
     if logger:
         logger.close()

@@ -115,8 +115,8 @@ def policy_nll(model, trajectories, pad_id: int, micro_batch: int = 4) -> float:
         for i in range(0, len(trajectories), micro_batch):
             batch = collate(trajectories[i : i + micro_batch], pad_id, next(model.parameters()).device)
             logp = logprobs_of(model, batch)[0]
-            total += -(logp * batch["mask"]).sum().item()
-            count += batch["mask"].sum().item()
+            total += -(logp * batch.mask).sum().item()
+            count += batch.mask.sum().item()
     return total / max(count, 1.0)
 
 
@@ -138,7 +138,7 @@ def sft(
         for i in range(0, len(rows), micro_batch):
             batch = collate(rows[i : i + micro_batch], pad_id, device)
             logp = logprobs_of(actor, batch)[0]
-            (-(logp * batch["mask"]).sum() / n_tokens).backward()
+            (-(logp * batch.mask).sum() / n_tokens).backward()
         torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         policy = make_generator(cfg.model)
         # A simulator of the same spec shares the policy's weights instead of loading them twice.
         same = cfg.engine.simulator_model == cfg.model.spec and cfg.model.backend == "hf"
-        searcher = make_engine(cfg.engine, generator=policy if same else None)
+        searcher = make_engine(cfg.engine, generator=policy if same else None, seed=seed)
         trajectories = run_rollouts(
             policy,
             searcher,
@@ -54,6 +54,8 @@ def register(app: typer.Typer) -> None:
             n=samples,
             greedy=greedy,
             k=cfg.engine.k,
+            reward=cfg.rl.reward,
+            format_bonus=cfg.rl.format_reward,
         )
         write_jsonl(trajectories, out)
         reasons: dict[str, int] = {}
@@ -62,8 +64,8 @@ def register(app: typer.Typer) -> None:
         mean = sum(t.reward for t in trajectories) / len(trajectories)
         searches = sum(len(t.searches) for t in trajectories)
         typer.echo(
-            f"{len(trajectories)} trajectories -> {out}: mean reward (F1) {mean:.3f}, {searches} searches, "
-            f"stop reasons {json.dumps(reasons)}"
+            f"{len(trajectories)} trajectories -> {out}: mean reward ({cfg.rl.reward}) {mean:.3f}, "
+            f"{searches} searches, stop reasons {json.dumps(reasons)}"
         )
 
     @app.command()

@@ -1,4 +1,4 @@
-"""Parse one policy turn into an action (DESIGN §2.1): a search, an answer, or invalid.
+"""Parse one policy turn into an action (see docs/protocol.md): a search, an answer, or invalid.
 
 The first complete action wins — the one whose closing tag comes first, which is where generation stopped —
 and its content runs from the last opening tag of the same kind before that closing tag (so

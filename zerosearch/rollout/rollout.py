@@ -1,16 +1,19 @@
-"""The batched multi-turn rollout (DESIGN §2.1, §2.2, §2.4): B trajectories advance together, turn by turn.
+"""The batched multi-turn rollout (see docs/protocol.md): B trajectories advance together, turn by turn.
 
 Each turn: generate for the active trajectories (stop strings `</search>`, `</answer>`) -> parse the action ->
 one batched engine call for all the turn's searches -> append the observation (or the invalid-action message)
 -> continue. The loss mask is built as pieces are appended: policy token ids with 1, environment token ids
 (each piece tokenized on its own) with 0; nothing is re-tokenized or inferred afterwards.
 
-Limits: `max_turns` turns (on the last one a search is not sent to the engine); `max_obs_tokens` environment
-tokens per trajectory and `max_context_tokens` prompt + response tokens, both enforced by cutting the documents
-of an observation at a token boundary while keeping `<information>` … `</information>` whole.
+Limits: `max_turns` turns that may search, then one answer-only turn (a search there is not sent to the
+engine), as the reference counts them; `max_obs_tokens` environment tokens per trajectory and
+`max_context_tokens` prompt + response tokens, both enforced by cutting the documents of an observation at a
+token boundary while keeping `<information>` … `</information>` whole.
 
 Stop reasons: `answer`; `max_turns` (turns used up); `max_tokens` (the last turn ran out of its per-turn
-tokens without an action); `context_full` (no room left for the next observation or generation).
+tokens without an action); `context_full` (no room left for the next observation or generation);
+`search_error` (the engine could not answer its search after bounded retries: the trainer leaves such
+trajectories out of the loss).
 
 Departure from the reference: `<information>` is also a stop string, and a policy turn that starts writing its
 own `<information>` block is cut before it (the tokens before it are kept; the turn is then parsed as usual,
@@ -20,6 +23,7 @@ them into its loss.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,12 +32,13 @@ from dataclasses import dataclass, field
 from zerosearch import prompts
 from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
-from zerosearch.engines.base import SearchEngine, SearchRequest
-from zerosearch.generation.base import Completion, Generator, chat_prompt
-from zerosearch.generation.hf import encode_text
-from zerosearch.rewards import exact_match, f1_score
+from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
+from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
+from zerosearch.rewards import score
 from zerosearch.rollout.protocol import parse_action
 from zerosearch.rollout.trajectory import Search, Segment, Trajectory
+
+log = logging.getLogger(__name__)
 
 HALLUCINATED = prompts.OBSERVATION_OPEN.strip()  # "<information>"
 STOP = (*prompts.STOP_STRINGS, HALLUCINATED)
@@ -66,8 +71,14 @@ class _Rollout:
         self.done = True
         t = self.traj
         t.stop_reason, t.answer = reason, answer
-        t.reward, t.em = f1_score(answer, t.golden_answers), exact_match(answer, t.golden_answers)
         t.logprobs = self.logprobs
+
+    def score(self, reward: str, format_bonus: float) -> None:
+        """Score the last policy turn, which holds the answer block when there is one (documents never count)."""
+        t = self.traj
+        last = next((s.text for s in reversed(t.segments) if s.role == "policy"), None)
+        scores = score(last, t.golden_answers, reward, format_bonus)
+        t.reward, t.em = scores["reward"], scores["em"]
 
 
 def _template(prompt_template: str | Callable[[str], str]) -> Callable[[str], str]:
@@ -106,7 +117,7 @@ class _Environment:
         return min(self.cfg.max_obs_tokens - r.obs_tokens, self.cfg.max_context_tokens - len(r.context))
 
     def append_observation(self, r: _Rollout, docs) -> bool:
-        """Append `<information>docs</information>`, the documents cut to fit; False when even the frame does not fit."""
+        """Append `<information>docs</information>`, the documents cut to fit; False when not even the frame fits."""
         text = prompts.format_documents(docs)
         body = self.ids(text)
         room = self.room(r) - len(self.open) - len(self.close)
@@ -139,12 +150,16 @@ def run_rollouts(
     n: int = 1,
     greedy: bool = False,
     k: int = 5,
+    reward: str = "f1",
+    format_bonus: float = 0.0,
 ) -> list[Trajectory]:
-    """`n` trajectories per example (grouped consecutively), with reward (F1) and em filled in.
+    """`n` trajectories per example (grouped consecutively), with `reward` (the training reward: `reward`'s metric
+    plus the optional format bonus, see `rewards.score`) and em filled in.
 
     `p_noisy` is the current step's curriculum probability: each search call draws useful/noisy once from a
     RNG seeded by `seed`. `prompt_template` is a `{question}` format string or a callable; the chat template
-    is applied when the tokenizer has one. `k` documents per search.
+    is applied when the tokenizer has one. `k` documents per search. A search the engine cannot answer after
+    `cfg.search_retries` retries ends its trajectory with stop reason `search_error`; the others go on.
     """
     tokenizer = generator.tokenizer
     if tokenizer is None:
@@ -171,8 +186,9 @@ def run_rollouts(
     # Where the back-end can, keep each sequence's KV cache across turns (the weights are fixed in here).
     reuse = getattr(generator, "prefix_cache", None)
     with reuse() if reuse else nullcontext():
-        for turn in range(1, cfg.max_turns + 1):
-            last = turn == cfg.max_turns
+        # `max_turns` turns that may search, then one answer-only turn (as the reference counts them).
+        for turn in range(1, cfg.max_turns + 2):
+            last = turn > cfg.max_turns
             active = []
             for r in rollouts:
                 if not r.done and cfg.max_context_tokens - len(r.context) <= 0:
@@ -213,15 +229,44 @@ def run_rollouts(
                     )
                 elif not env.append_invalid(r):
                     r.finish("context_full")
-            results = engine.search([req for _, req in searches]) if searches else []
+            results = _search(engine, [req for _, req in searches], cfg.search_retries)
             for (r, req), docs in zip(searches, results):
+                if docs is None:
+                    r.finish("search_error")
+                    continue
                 r.traj.searches.append(Search(query=req.query, mode=req.mode, documents=[d.to_dict() for d in docs]))
                 if not env.append_observation(r, docs):
                     r.finish("context_full")
     for r in rollouts:
         if not r.done:
             r.finish("max_turns")
+        r.score(reward, format_bonus)
     return [r.traj for r in rollouts]
+
+
+def _search(engine: SearchEngine, requests: list[SearchRequest], retries: int) -> list[list[Document] | None]:
+    """The engine's documents per request; None for a request it could not answer.
+
+    A failed batch is retried whole `retries` times, then request by request once, so that one bad request
+    (or a short outage) costs its own trajectory only, never the others or the run.
+    """
+    if not requests:
+        return []
+    for attempt in range(retries + 1):
+        try:
+            return engine.search(requests)
+        except EngineError as e:
+            log.warning("search failed (try %d of %d): %s", attempt + 1, retries + 1, e)
+    if len(requests) == 1:
+        return [None]
+    results: list[list[Document] | None] = []
+    for request in requests:
+        try:
+            results += engine.search([request])
+        except EngineError as e:
+            log.warning("search %r failed: %s", request.query[:80], e)
+            results.append(None)
+    return results
 
 
 def _generate(

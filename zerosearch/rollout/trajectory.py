@@ -32,10 +32,10 @@ class Trajectory:
     searches: list[Search] = field(default_factory=list)
     logprobs: list[float] | None = None  # sampling log-probs of the response tokens (0.0 at env tokens)
     answer: str | None = None
-    reward: float = 0.0  # F1 against the gold answers
+    reward: float = 0.0  # the reward that trained it: run_rollouts' `reward` metric (f1 by default) + format bonus
     em: float = 0.0
     n_turns: int = 0
-    stop_reason: str = ""  # answer | max_turns | context_full | max_tokens
+    stop_reason: str = ""  # answer | max_turns | context_full | max_tokens | search_error
     id: str = ""
     data_source: str = ""
 

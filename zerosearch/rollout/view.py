@@ -55,10 +55,11 @@ def _trajectory(i: int, t: Trajectory) -> str:
         + "</ol></details></li>"
         for s in t.searches
     )
+    answer = escape(t.answer) if t.answer is not None else "(none)"
     return (
         f'<div class="traj" id="t{i}"><h3>#{i} {escape(t.id)} — {escape(t.question)}</h3>'
-        f'<div class="meta">answer: <span class="{verdict}">{escape(t.answer) if t.answer is not None else "(none)"}</span>'
-        f" · gold: {golds} · reward (F1) {t.reward:.3f} · EM {t.em:.0f} · {t.n_turns} turns · stop: {escape(t.stop_reason)}"
+        f'<div class="meta">answer: <span class="{verdict}">{answer}</span>'
+        f" · gold: {golds} · reward {t.reward:.3f} · EM {t.em:.0f} · {t.n_turns} turns · stop: {escape(t.stop_reason)}"
         f" · {len(t.response_ids)} response tokens, {sum(t.loss_mask)} in the loss"
         f" · searches: {len(t.searches)} ({', '.join(f'{escape(k)} {v}' for k, v in modes.items()) or 'none'})</div>"
         f'<div class="text">{"".join(parts)}</div>' + (f"<ol>{search_list}</ol>" if t.searches else "") + "</div>"
@@ -70,7 +71,7 @@ def render_html(trajectories: list[Trajectory], title: str = "trajectories") -> 
     mean = sum(t.reward for t in trajectories) / n if n else 0.0
     em = sum(t.em for t in trajectories) / n if n else 0.0
     reasons = Counter(t.stop_reason for t in trajectories)
-    summary = f"{n} trajectories · mean reward (F1) {mean:.3f} · EM {em:.3f} · stop reasons: " + ", ".join(
+    summary = f"{n} trajectories · mean reward {mean:.3f} · EM {em:.3f} · stop reasons: " + ", ".join(
         f"{escape(k)} {v}" for k, v in reasons.most_common()
     )
     legend = (

@@ -1,4 +1,4 @@
-"""Turn judged interactions into the simulator's SFT set: chat pairs in the exact DESIGN §2.3 format.
+"""Turn judged interactions into the simulator's SFT set: chat pairs in the exact format of the released simulators.
 
 Each example is TRL's conversational prompt-completion format: `prompt` = an empty system message and the
 SFT simulator prompt of the labelled mode as the user message (what `SimulatorEngine(prompt="sft")` sends),

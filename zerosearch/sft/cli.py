@@ -1,4 +1,7 @@
-"""`zerosearch sft collect | judge | build | train | grade`: the simulator's own training pipeline (DESIGN §2.7)."""
+"""`zerosearch sft collect | judge | build | train | grade`: the simulator's own training pipeline.
+
+See docs/data.md (collect, judge, build, train) and docs/evaluation.md (grade).
+"""
 
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ def collect(
     base_url: Annotated[str, typer.Option(help="OpenAI-compatible server serving --model (default: in-process)")] = "",
     prompt: Annotated[str, typer.Option(help="agent prompt: agent (ReAct-like) | policy (Search-R1)")] = "agent",
     samples: Annotated[int, typer.Option(help="trajectories per question")] = 2,
-    max_turns: Annotated[int, typer.Option(help="agent turns per trajectory")] = 4,
+    max_turns: Annotated[int, typer.Option(help="agent search turns per trajectory, then one answer turn")] = 3,
     max_turn_tokens: Annotated[int, typer.Option(help="new tokens per agent turn")] = 128,
     temperature: Annotated[float, typer.Option(help="agent sampling temperature")] = 1.0,
     k: Annotated[int, typer.Option(help="documents per search")] = 5,
@@ -180,7 +183,10 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(help="examples per step")] = None,
     lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank (0 = full fine-tuning)")] = None,
     max_length: Annotated[Optional[int], typer.Option(help="tokens per example")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML file of SFTConfig fields")] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", "-c", help="YAML file of SFTConfig fields, or a shipped recipe: sft-paper"),
+    ] = None,
     set_: Annotated[
         Optional[list[str]], typer.Option("--set", help="override a field: name=value (repeatable)")
     ] = None,
@@ -223,11 +229,17 @@ def grade(
     k: Annotated[int, typer.Option(help="documents per output")] = 5,
     max_new_tokens: Annotated[int, typer.Option(help="tokens per simulator output")] = 256,
     batch_size: Annotated[int, typer.Option(help="requests per generation batch")] = 8,
+    temperature: Annotated[
+        float, typer.Option(help="simulator sampling temperature (0 = greedy; grade with what training uses)")
+    ] = 0.0,
+    top_p: Annotated[float, typer.Option(help="simulator nucleus sampling")] = 1.0,
+    seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     base_url: Annotated[
         str, typer.Option(help="OpenAI-compatible server for every --simulator (default: in-process)")
     ] = "",
 ):
-    """Report card: answer-hit (useful), answer-leak (noisy), format validity, distinct-2, overlap, speed."""
+    """Report card: answer-hit (useful), answer-leak (noisy), format validity, prompt copy, distinct-2, overlap,
+    speed."""
     from zerosearch.sft.grade import grade as run
     from zerosearch.sft.grade import load_items, markdown, parse_spec
 
@@ -235,17 +247,59 @@ def grade(
     items = load_items(data, limit)
     if not items:
         raise UserError(f"{data}: no held-out example")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise UserError(f"need --temperature >= 0 and 0 < --top-p <= 1, got {temperature} and {top_p}")
     report = {}
     for spec, (model, prompt) in zip(simulators, specs):
         typer.echo(f"grading {spec} on {len(items)} queries × 2 modes …")
         report[spec] = run(
-            _generator(model, base_url), prompt, items, k=k, max_new_tokens=max_new_tokens, batch_size=batch_size
+            _generator(model, base_url),
+            prompt,
+            items,
+            k=k,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
         )
     table = markdown(report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(table + "\n")
     _write_json(out / "report.json", report)
     typer.echo(table)
+
+
+@sft.command()
+def miniworld(
+    out: Annotated[
+        Optional[Path], typer.Option(help="build into this new directory (default: the cache: mini-world:simulator)")
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="YAML file of SimulatorBuildConfig fields")
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="field=value override, e.g. steps=60 (repeatable)")
+    ] = None,
+):
+    """Build `mini-world:simulator`: collect (oracle queries, BM25), judge, build, fine-tune smollm2-135m, grade.
+
+    Without --out it builds the cached model that the spec `mini-world:simulator` names (once; later calls print
+    its report card). With --out or a changed recipe it builds a separate model: use it as `--model OUT`.
+    """
+    from zerosearch.config import SimulatorBuildConfig, load_config
+    from zerosearch.sft.grade import markdown
+    from zerosearch.sft.miniworld import SPEC, build_atomically, cached, check_out
+
+    cfg = load_config(SimulatorBuildConfig, config, set_)
+    if out is None:
+        path = cached(cfg)
+    else:
+        check_out(out)
+        path = build_atomically(out, cfg)
+    report = json.loads((path / "report.json").read_text())
+    typer.echo(markdown({SPEC if out is None else str(out): report}))
+    typer.echo(json.dumps({"model": str(path), "met": report["met"]}))
 
 
 def register(app: typer.Typer) -> None:

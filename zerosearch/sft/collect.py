@@ -1,4 +1,4 @@
-"""Collect real search interactions for the simulator's SFT set (DESIGN §2.7 step 1).
+"""Collect real search interactions for the simulator's SFT set (see docs/data.md).
 
 The paper's path, and ours by default: a prompted agent answers training questions against a **real**
 engine, several sampled trajectories per question, and every search it makes is kept — question, gold

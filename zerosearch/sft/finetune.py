@@ -1,15 +1,16 @@
-"""Fine-tune the simulator on the built SFT set with TRL's SFTTrainer (DESIGN §2.7 step 4).
+"""Fine-tune the simulator on the built SFT set with TRL's SFTTrainer (see docs/data.md).
 
 The data is TRL's conversational prompt-completion format, so the loss covers the assistant turn only
-(`completion_only_loss`). Full fine-tuning or LoRA; a LoRA adapter is merged before saving, so the output
-directory is a plain model + tokenizer that `--model PATH` loads anywhere (engines, server). Checkpoints go
-to `OUT/checkpoints`; a rerun resumes from the last one.
+(`completion_only_loss`). Full fine-tuning, the top blocks only (`train_layers`, cheaper on a CPU) or LoRA; a
+LoRA adapter is merged before saving, so the output directory is a plain model + tokenizer that `--model PATH`
+loads anywhere (engines, server). Checkpoints go to `OUT/checkpoints`; a rerun resumes from the last one.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from zerosearch.config import SFTConfig
@@ -34,9 +35,42 @@ def _dataset(data_dir: Path):
     return {name: split.select_columns(["prompt", "completion"]) for name, split in data.items()}
 
 
-def make_trainer(cfg: SFTConfig, progress: bool = True):
-    """The TRL SFTTrainer for a config: model, data and arguments wired, not yet trained."""
+def freeze_below(model, train_layers: int) -> None:
+    """Train only the top `train_layers` transformer blocks and the final norm: the backward pass then stops there,
+    which about halves a CPU step, and the (tied) embeddings stay as they were."""
+    layers = getattr(model.get_decoder(), "layers", None)
+    if layers is None:
+        raise UserError(f"sft.train_layers: {type(model).__name__} has no `layers` list to choose the top blocks from")
+    if train_layers > len(layers):
+        raise UserError(f"sft.train_layers={train_layers} but the model has {len(layers)} blocks")
+    model.requires_grad_(False)
+    layers[-train_layers:].requires_grad_(True)
+    norm = getattr(model.get_decoder(), "norm", None)
+    if norm is not None:
+        norm.requires_grad_(True)
+
+
+def _log_lines(log: Callable[[str], None]):
+    """A TRL/transformers callback writing one line per logging step (the build's progress, terminal or not)."""
+    from transformers import TrainerCallback
+
+    class LogLines(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                elapsed = time.perf_counter() - self.start
+                log(f"step {state.global_step}/{state.max_steps} loss {float(logs['loss']):.3f} ({elapsed:.0f} s)")
+
+    return LogLines()
+
+
+def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], None] | None = None):
+    """The TRL SFTTrainer for a config: model, data and arguments wired, not yet trained. `log` gets one line per
+    logging step instead of the progress bar."""
     import torch
+    from transformers import PrinterCallback
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
@@ -45,6 +79,8 @@ def make_trainer(cfg: SFTConfig, progress: bool = True):
     data = _dataset(Path(cfg.data))
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device="cpu")
     model.train()
+    if cfg.train_layers:
+        freeze_below(model, cfg.train_layers)
     tokenizer.padding_side = "right"  # training pads on the right; generation (load_model) pads on the left
     has_val = "validation" in data
     args = TRLConfig(
@@ -67,7 +103,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True):
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         report_to="none",
-        disable_tqdm=not progress,
+        disable_tqdm=not progress or log is not None,
         seed=cfg.seed,
     )
     peft_config = None
@@ -77,7 +113,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True):
         peft_config = LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
         )
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=data["train"],
@@ -85,13 +121,17 @@ def make_trainer(cfg: SFTConfig, progress: bool = True):
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if log is not None:
+        trainer.remove_callback(PrinterCallback)  # it would print the raw log dicts to stdout
+        trainer.add_callback(_log_lines(log))
+    return trainer
 
 
-def finetune(cfg: SFTConfig, progress: bool = True) -> dict:
+def finetune(cfg: SFTConfig, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Train (resuming from the last checkpoint in OUT/checkpoints), then save the merged model + tokenizer to OUT."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    trainer = make_trainer(cfg, progress)
+    trainer = make_trainer(cfg, progress, log)
     out = Path(cfg.out)
     checkpoints = out / "checkpoints"
     has_val = trainer.eval_dataset is not None
@@ -121,6 +161,7 @@ def finetune(cfg: SFTConfig, progress: bool = True) -> dict:
         ],
         "seconds": round(seconds, 1),
         "lora_r": cfg.lora_r,
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
     }
     (out / "train_stats.json").write_text(json.dumps(stats, indent=2))

@@ -1,13 +1,18 @@
-"""The simulator report card (DESIGN §2.7 step 5): compare simulators on held-out queries, side by side.
+"""The simulator report card (see docs/evaluation.md): compare simulators on held-out queries, side by side.
 
 Held-out items are `sft build`'s validation split (questions never trained on), each with the real engine's
-documents for its query. Every simulator answers every query twice, once `useful` and once `noisy`, greedy.
+documents for its query. Every simulator answers every query twice, once `useful` and once `noisy`, greedy by
+default; grade a simulator with the decoding that training will use (`temperature`, `top_p`, seeded).
 
 - useful answer-hit: a normalized gold answer occurs in the useful output (higher is better);
 - noisy answer-leak: it occurs in the noisy output (lower is better);
   both over the queries that do not themselves contain the answer (e.g. "which came first, A or B?" or a
   club named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
 - format validity: the output parses into k well-formed documents (`parse_documents`);
+- prompt copy: the output (useful and noisy alike) repeats 8+ consecutive words of the exact prompt the simulator
+  was given for that request (instructions, few-shot example, the question/answer preamble), other than words of
+  the query itself, which a real document may well repeat (lower is better). A copied preamble holds the gold
+  answer, so without this rate the answer-hit could be earned by leaking the prompt;
 - distinct-2: distinct word bigrams / all bigrams over the outputs;
 - overlap: token F1 between the useful output and the real engine's documents for the same query;
 - tokens/s and seconds per query, from the engine's meter (batched calls; the batch size is reported).
@@ -16,6 +21,7 @@ documents for its query. Every simulator answers every query twice, once `useful
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from zerosearch.errors import UserError
@@ -23,15 +29,19 @@ from zerosearch.rewards import f1_score
 from zerosearch.sft.judge import contains_answer, documents_text
 
 PROMPTS = ("sft", "fewshot")
+COPY_WORDS = 8  # a span this long shared with the prompt is copied, not written
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """`MODEL[:PROMPT]` → (model, prompt). Default prompt: fewshot for bundled aliases, sft for a trained directory."""
-    from zerosearch.models import ALIASES
+    """`MODEL[:PROMPT]` → (model, prompt). Default prompt: fewshot for bundled aliases, sft for a trained model
+    (a directory, or `mini-world:simulator`)."""
+    from zerosearch.models import BUILT, BUNDLED, TINY
 
+    if spec == BUILT:
+        return spec, "sft"
     model, sep, prompt = spec.rpartition(":")
     if not sep:
-        return spec, "fewshot" if spec in ALIASES else "sft"
+        return spec, "fewshot" if spec in (*BUNDLED, TINY) else "sft"
     if prompt not in PROMPTS or not model:
         raise UserError(f"--simulator {spec!r}: expected MODEL[:PROMPT] with PROMPT one of {list(PROMPTS)}")
     return model, prompt
@@ -64,19 +74,41 @@ def load_items(path: str | Path, limit: int | None = None) -> list[dict]:
     return items[:limit] if limit else items
 
 
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def copies_prompt(output: str, prompt: str, query: str = "", n: int = COPY_WORDS) -> bool:
+    """Whether `output` repeats `n` consecutive words of `prompt` (case and punctuation aside) that are not all
+    words of `query`."""
+    return bool((_ngrams(output, n) & _ngrams(prompt, n)) - _ngrams(query, n))
+
+
 def distinct_n(texts: list[str], n: int = 2) -> float:
     grams = [tuple(words[i : i + n]) for t in texts for words in [t.lower().split()] for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def grade(
-    generator, prompt: str, items: list[dict], *, k: int = 5, max_new_tokens: int = 256, batch_size: int = 8
+    generator,
+    prompt: str,
+    items: list[dict],
+    *,
+    k: int = 5,
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
 ) -> dict:
     """The report card of one simulator (a Generator + prompt form) on the held-out items."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine, parse_documents
 
-    engine = SimulatorEngine(generator, prompt=prompt, max_new_tokens=max_new_tokens, temperature=0.0)
+    engine = SimulatorEngine(
+        generator, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
     requests = [
         SearchRequest(query=it["query"], k=k, question=it["question"], answers=list(it["golden_answers"]), mode=mode)
         for mode in ("useful", "noisy")
@@ -93,16 +125,22 @@ def grade(
 
     # parse_documents pads a short output with empty placeholders after the well-formed documents.
     valid = [sum(bool(d.text) for d in docs) == k for docs in results]
+    copied = [copies_prompt(text(docs), engine.render(r), r.query) for r, docs in zip(requests, results)]
     real = [" ".join(d.text for d in parse_documents(it["real"], k)[0]) for it in items]
     meter = engine.meter
     graded = [i for i, it in enumerate(items) if not contains_answer(it["query"], it["golden_answers"])]
     return {
         "prompt": prompt,
+        "k": k,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
         "queries": n,
         "queries_containing_answer": n - len(graded),
         "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded),
         "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
         "format_validity": _mean(valid),
+        "prompt_copy": _mean(copied),
         "distinct_2": distinct_n([text(d) for d in results]),
         "overlap_f1": _mean(f1_score(text(d), [r]) for d, r in zip(useful, real)),
         "tokens_per_s": meter.completion_tokens / meter.seconds if meter.seconds else 0.0,
@@ -115,8 +153,9 @@ def grade(
                 "answers": it["golden_answers"],
                 "useful": [d.text for d in u],
                 "noisy": [d.text for d in z],
+                "copies_prompt": {"useful": cu, "noisy": cz},
             }
-            for it, u, z in zip(items, useful, noisy)
+            for it, u, z, cu, cz in zip(items, useful, noisy, copied[:n], copied[n:])
         ],
     }
 
@@ -130,11 +169,18 @@ COLUMNS = (
     ("useful_answer_hit", "useful hit ↑", "{:.3f}"),
     ("noisy_answer_leak", "noisy leak ↓", "{:.3f}"),
     ("format_validity", "format ✓ ↑", "{:.3f}"),
+    ("prompt_copy", "prompt copy ↓", "{:.3f}"),
     ("distinct_2", "distinct-2", "{:.3f}"),
     ("overlap_f1", "overlap F1", "{:.3f}"),
     ("tokens_per_s", "tok/s", "{:.1f}"),
     ("seconds_per_query", "s/query", "{:.2f}"),
 )
+
+
+def decoding(card: dict) -> str:
+    if not card.get("temperature"):
+        return "greedy"
+    return f"sampled at temperature {card['temperature']}, top-p {card['top_p']}"
 
 
 def markdown(report: dict[str, dict]) -> str:
@@ -148,7 +194,8 @@ def markdown(report: dict[str, dict]) -> str:
         )
     card = next(iter(report.values()))
     lines.append(
-        f"\n{card['queries']} held-out queries, each asked once useful and once noisy (greedy); hit and leak over the "
-        f"{card['queries'] - card['queries_containing_answer']} whose query does not itself contain the answer."
+        f"\n{card['queries']} held-out queries, each asked once useful and once noisy ({decoding(card)}); hit and "
+        f"leak over the {card['queries'] - card['queries_containing_answer']} whose query does not itself contain the "
+        "answer."
     )
     return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""`mini-world:simulator`: the build pipeline end to end (tiny-random, a few SFT steps) and the spec's resolution."""
+
+import json
+import os
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from zerosearch.cli import app
+from zerosearch.config import SimulatorBuildConfig
+from zerosearch.errors import UserError
+from zerosearch.models import bundled_dir, load_model, model_identity, resolve
+from zerosearch.sft import miniworld
+from zerosearch.sft.finetune import freeze_below
+from zerosearch.sft.grade import parse_spec
+from zerosearch.sft.judge import contains_answer
+
+TINY = SimulatorBuildConfig(
+    model="tiny-random", steps=2, batch_size=2, max_length=256, train_layers=1, grade_queries=3, max_new_tokens=8
+)
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A fresh cache that shares only the converted smollm2 (tiny-random's tokenizer), and the tiny recipe."""
+    tokenizer_dir = bundled_dir("smollm2-135m")
+    (tmp_path / "models").mkdir()
+    os.symlink(tokenizer_dir, tmp_path / "models" / "smollm2-135m")
+    monkeypatch.setenv("ZEROSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(miniworld, "RECIPE", TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 2-layer model: more threads only contend
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+def test_the_spec_builds_once_into_the_cache_and_loads(cache, capfd):
+    model, tokenizer = load_model("mini-world:simulator")
+    built = cache / "models" / f"mini-world-simulator-{miniworld.key(TINY)}"
+    assert resolve("mini-world:simulator") == str(built)
+    assert model.config.num_hidden_layers == 2 and tokenizer.padding_side == "left"
+    err = capfd.readouterr().err
+    for stage in ("1/5 collect", "2/5 judge", "3/5 build", "4/5 fine-tune", "step 2/2", "5/5 grade", "done in"):
+        assert f"[mini-world:simulator] {stage}" in err or stage in err, stage
+    assert not list((cache / "models").glob(".mini-world-simulator-*"))  # the temp dir was renamed or removed
+    assert not (built / "checkpoints").exists()
+
+    report = json.loads((built / "report.json").read_text())
+    for name in ("useful_answer_hit", "noisy_answer_leak", "format_validity", "prompt_copy"):
+        assert 0.0 <= report[name] <= 1.0 and name in report["met"] and name in report["targets"]
+    assert report["queries"] == 3 and report["k"] == 3 and report["temperature"] == 0.7
+    info = json.loads((built / "build.json").read_text())
+    assert info["fine_tune"]["steps"] == 2 and info["identity"] == model_identity("mini-world:simulator")
+
+    # The training set: the released simulators' prompt, k documents; useful ones hold the answer, noisy not.
+    rows = [json.loads(line) for line in (built / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == TINY.steps * TINY.batch_size
+    held = {json.loads(line)["question_id"] for line in (built / "data" / "heldout.jsonl").read_text().splitlines()}
+    assert held and all(q.startswith("miniworld_test_") for q in held)
+    assert all(r["question_id"].startswith("miniworld_train_") for r in rows)
+    for r in rows:
+        user, docs = r["prompt"][-1]["content"], r["completion"][0]["content"]
+        assert user.endswith(f"{r['mode'].capitalize()} Output:\n")
+        assert docs.startswith("Doc 1: ") and docs.count("\nDoc ") == TINY.k - 1
+        assert contains_answer(docs, r["golden_answers"]) == (r["mode"] == "useful")
+
+    capfd.readouterr()
+    load_model("mini-world:simulator")  # cached now: no second build
+    assert "1/5 collect" not in capfd.readouterr().err
+
+
+def test_identity_follows_the_recipe_without_building(cache):
+    before = model_identity("mini-world:simulator")
+    assert before.startswith("mini-world:simulator@")
+    assert miniworld.identity(SimulatorBuildConfig(model="tiny-random", steps=3)) != before
+    assert not list((cache / "models").glob("*mini-world-simulator*"))
+
+
+def test_grade_reads_the_spec_as_a_fine_tuned_simulator():
+    assert parse_spec("mini-world:simulator") == ("mini-world:simulator", "sft")
+    assert parse_spec("mini-world:simulator:fewshot") == ("mini-world:simulator", "fewshot")
+    assert parse_spec("smollm2-135m") == ("smollm2-135m", "fewshot")
+
+
+def test_freeze_below_trains_only_the_top_blocks():
+    model, _ = load_model("tiny-random")
+    freeze_below(model, 1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("model.layers.1.", "model.norm.")) for n in trainable)
+    with pytest.raises(UserError, match="has 2 blocks"):
+        freeze_below(model, 3)
+
+
+def test_cli_never_builds_over_a_directory_with_files(tmp_path):
+    (tmp_path / "keep.txt").write_text("data")
+    result = CliRunner().invoke(app, ["sft", "miniworld", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "not empty" in result.output
+    assert (tmp_path / "keep.txt").read_text() == "data"

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from test_engines_remote import serve_handler
 
-from zerosearch.engines.base import EngineError, SearchRequest
+from zerosearch.engines.base import EngineError, PartialResults, SearchRequest
 from zerosearch.engines.web import WebEngine
 from zerosearch.errors import UserError
 
@@ -49,10 +49,13 @@ SERPAPI = {
 class Replay(BaseHTTPRequestHandler):
     seen = []
     fail = 0  # answer this status instead (echoing the key, as a careless API might)
+    fail_query = None  # ... only for this query (None: for every query)
 
     def _reply(self, payload):
-        status = type(self).fail or 200
-        body = json.dumps({"error": f"bad key {KEY}"} if type(self).fail else payload).encode()
+        query = type(self).seen[-1][3]["q"]
+        failing = type(self).fail and type(self).fail_query in (None, query)
+        status = type(self).fail if failing else 200
+        body = json.dumps({"error": f"bad key {KEY}"} if failing else payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.end_headers()
@@ -82,7 +85,7 @@ class Replay(BaseHTTPRequestHandler):
 def api(monkeypatch):
     monkeypatch.setenv("SERPER_API_KEY", KEY)
     monkeypatch.setenv("SERPAPI_API_KEY", KEY)
-    handler = type("R", (Replay,), {"seen": [], "fail": 0})
+    handler = type("R", (Replay,), {"seen": [], "fail": 0, "fail_query": None})
     httpd, url = serve_handler(handler)
     yield handler, url
     httpd.shutdown()
@@ -133,3 +136,13 @@ def test_missing_key_names_the_variable(monkeypatch):
     monkeypatch.delenv("SERPER_API_KEY", raising=False)
     with pytest.raises(UserError, match="SERPER_API_KEY"):
         WebEngine("serper")
+
+
+def test_one_failed_query_keeps_the_answers_already_paid_for(api):
+    handler, url = api
+    handler.fail, handler.fail_query = 400, "broken"
+    engine = WebEngine("serper", base_url=url, retries=0)
+    with pytest.raises(PartialResults) as e:
+        engine.search([SearchRequest("kessel glassworks", k=1), SearchRequest("broken", k=1)])
+    assert e.value.results[1] is None and e.value.results[0][0].title == "Kessel Glassworks - History"
+    assert engine.meter.queries == 1  # only the answered query is metered (and billed)

@@ -6,7 +6,7 @@ import pytest
 from zerosearch import prompts
 from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
-from zerosearch.engines.base import Document, EngineError, SearchEngine
+from zerosearch.engines.base import Document, EngineError, PartialResults, SearchEngine
 from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
 from zerosearch.models import load_model
 from zerosearch.rollout import run_rollouts
@@ -329,3 +329,26 @@ def test_a_short_outage_is_retried(tok):
     engine = FlakyEngine(outages=2)
     (t,), _, _ = run(tok, {Q1.question: list(turns)}, [Q1], engine=engine, cfg={"search_retries": 1})
     assert t.stop_reason == "search_error" and engine.tries == 2
+
+
+class PartlyFailing(RecordingEngine):
+    """Answers every request but `bad` in the same call, reporting the rest as PartialResults (the web engine)."""
+
+    def _search(self, requests):
+        results = super()._search(requests)
+        results = [None if r.query == "bad" else docs for r, docs in zip(requests, results)]
+        if any(docs is None for docs in results):
+            raise PartialResults("bad failed", results)
+        return results
+
+
+def test_a_partly_failed_search_retries_only_the_failed_request(tok):
+    ex = [QAExample("a", "Where is Paris", ["France"]), QAExample("b", "Who painted Guernica", ["Picasso"])]
+    script = {
+        "Where is Paris": ["<search> bad </search>", "<answer> France </answer>"],
+        "Who painted Guernica": ["<search> guernica </search>", "<answer> Picasso </answer>"],
+    }
+    engine = PartlyFailing()
+    (a, b), _, _ = run(tok, script, ex, engine=engine, cfg={"search_retries": 2})
+    assert a.stop_reason == "search_error" and (b.stop_reason, b.reward) == ("answer", 1.0)
+    assert [[q.query for q in call] for call in engine.calls] == [["bad", "guernica"], ["bad"], ["bad"]]

@@ -5,7 +5,7 @@ import types
 import httpx
 from test_serve_app import Fragile, post_many
 
-from zerosearch.engines.base import SearchRequest
+from zerosearch.engines.base import Document, PartialResults, SearchEngine, SearchRequest
 from zerosearch.serve import batching
 from zerosearch.serve.app import create_app, running_server
 
@@ -118,3 +118,30 @@ def test_a_batch_past_its_deadline_gets_504_and_the_server_recovers():
         r = httpx.post(f"{url}/search", json={"requests": [{"query": "fast"}]})
         assert r.status_code == 200 and r.json()["results"][0][0]["text"] == "fast"
         assert httpx.get(f"{url}/metrics").json()["batches"]["timeouts"] == 1
+
+
+class PartlyFailing(SearchEngine):
+    """Answers every query but `boom` within the same call, as the web engine does: PartialResults."""
+
+    name = "partly"
+
+    def __init__(self):
+        super().__init__()
+        self.sent = []
+
+    def _search(self, requests):
+        self.sent += [r.query for r in requests]
+        results = [None if r.query == "boom" else [Document(text=r.query)] for r in requests]
+        if any(docs is None for docs in results):
+            raise PartialResults("boom failed", results)
+        return results
+
+
+def test_answered_queries_of_a_partly_failed_call_are_delivered_and_never_sent_again():
+    engine = PartlyFailing()
+    with running_server(create_app(engine, max_batch=64)) as url:
+        ok = httpx.post(f"{url}/search", json={"requests": [{"query": q} for q in ("a", "b")]})
+        bad = httpx.post(f"{url}/search", json={"requests": [{"query": q} for q in ("c", "boom", "d")]})
+    assert ok.status_code == 200 and [docs[0]["text"] for docs in ok.json()["results"]] == ["a", "b"]
+    assert bad.status_code == 500
+    assert sorted(q for q in engine.sent if q != "boom") == ["a", "b", "c", "d"]  # each answered query sent once

@@ -64,6 +64,15 @@ class EngineError(RuntimeError):
     """An engine could not answer (a server unreachable after the last retry, an API error)."""
 
 
+class PartialResults(EngineError):
+    """Some requests of a call failed. `results` holds the documents of the others (None where a request failed),
+    so that a caller retries only the failed ones: a paid web query that succeeded is never paid for twice."""
+
+    def __init__(self, message: str, results: list[list[Document] | None]):
+        super().__init__(message)
+        self.results = results
+
+
 class SearchEngine(ABC):
     """Subclasses implement `_search`; `search` meters every call."""
 
@@ -91,7 +100,11 @@ class SearchEngine(ABC):
         if not requests:
             return []
         start = time.perf_counter()
-        results = self._search(list(requests))
+        try:
+            results = self._search(list(requests))
+        except PartialResults as e:  # the answered queries were made (and, for a web API, paid for)
+            self.meter.add(sum(r is not None for r in e.results), time.perf_counter() - start)
+            raise
         self.meter.add(len(requests), time.perf_counter() - start)
         return results
 

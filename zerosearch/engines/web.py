@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
+from zerosearch.engines.base import Document, EngineError, PartialResults, SearchEngine, SearchRequest
 from zerosearch.engines.remote import call_with_retries
 from zerosearch.errors import UserError
 
@@ -104,5 +104,17 @@ class WebEngine(SearchEngine):
             raise EngineError(f"{self.provider} search: unexpected response ({type(e).__name__})") from None
 
     def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
+        def attempt(request: SearchRequest) -> tuple[list[Document] | None, EngineError | None]:
+            try:
+                return self._one(request), None
+            except EngineError as e:
+                return None, e
+
         with ThreadPoolExecutor(min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._one, requests))
+            outcomes = list(pool.map(attempt, requests))
+        errors = [e for _, e in outcomes if e is not None]
+        if errors:
+            raise PartialResults(
+                f"{len(errors)} of {len(requests)} searches failed: {errors[0]}", [r for r, _ in outcomes]
+            )
+        return [r for r, _ in outcomes]

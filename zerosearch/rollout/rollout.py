@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from zerosearch import prompts
 from zerosearch.config import RolloutConfig
 from zerosearch.data.formats import QAExample
-from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
+from zerosearch.engines.base import Document, EngineError, PartialResults, SearchEngine, SearchRequest
 from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
 from zerosearch.rewards import score
 from zerosearch.rollout.protocol import parse_action
@@ -247,25 +247,32 @@ def run_rollouts(
 def _search(engine: SearchEngine, requests: list[SearchRequest], retries: int) -> list[list[Document] | None]:
     """The engine's documents per request; None for a request it could not answer.
 
-    A failed batch is retried whole `retries` times, then request by request once, so that one bad request
-    (or a short outage) costs its own trajectory only, never the others or the run.
+    A failed batch is retried `retries` times (only its unanswered requests, when the engine answered part of it),
+    then request by request once, so that one bad request (or a short outage) costs its own trajectory only,
+    never the others or the run.
     """
-    if not requests:
-        return []
+    results: list[list[Document] | None] = [None] * len(requests)
+    todo = list(range(len(requests)))
     for attempt in range(retries + 1):
+        if not todo:
+            break
         try:
-            return engine.search(requests)
+            found = engine.search([requests[i] for i in todo])
+        except PartialResults as e:
+            log.warning("search partly failed (try %d of %d): %s", attempt + 1, retries + 1, e)
+            found = e.results
         except EngineError as e:
             log.warning("search failed (try %d of %d): %s", attempt + 1, retries + 1, e)
-    if len(requests) == 1:
-        return [None]
-    results: list[list[Document] | None] = []
-    for request in requests:
-        try:
-            results += engine.search([request])
-        except EngineError as e:
-            log.warning("search %r failed: %s", request.query[:80], e)
-            results.append(None)
+            continue
+        for i, docs in zip(todo, found):
+            results[i] = docs
+        todo = [i for i in todo if results[i] is None]
+    if len(todo) > 1:
+        for i in todo:
+            try:
+                (results[i],) = engine.search([requests[i]])
+            except EngineError as e:
+                log.warning("search %r failed: %s", requests[i].query[:80], e)
     return results
 
 

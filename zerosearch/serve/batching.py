@@ -8,7 +8,8 @@ optionally waiting `max_wait_ms` more for stragglers, and makes one engine call.
 Failures stay with the request that caused them: a failed call holding several requests is retried in two
 halves, and so on down to the request that fails (a few calls for one bad request, the others still batched);
 a request fails with its first failed piece and its later pieces are dropped. No query that succeeded is
-sent again. `timeout_s` bounds a batch from its first engine call to its last retry
+sent again: an engine that answers part of a call (`PartialResults`, the web engine) has those queries delivered
+and only the others retried. `timeout_s` bounds a batch from its first engine call to its last retry
 (see docs/serving.md).
 """
 
@@ -20,7 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from zerosearch.engines.base import Document, SearchEngine, SearchRequest
+from zerosearch.engines.base import Document, PartialResults, SearchEngine, SearchRequest
 
 log = logging.getLogger(__name__)
 
@@ -183,22 +184,46 @@ class Batcher:
             for p in pieces:
                 p.job.fail(e)
             return
-        except Exception as e:
-            self.counts["failed_calls"] += 1
-            jobs = list({id(p.job): p.job for p in pieces}.values())
-            if len(jobs) == 1:  # the request's handler logs the error
-                jobs[0].fail(e)
+        except PartialResults as e:
+            if not any(docs is not None for docs in e.results):
+                await self._split(pieces, e, deadline)
                 return
-            # One bad request must not fail the requests batched with it: retry each half, down to the bad one.
-            self.counts["retries"] += 2
-            first = {id(job) for job in jobs[: len(jobs) // 2]}
-            await self._attempt([p for p in pieces if id(p.job) in first], deadline)
-            await self._attempt([p for p in pieces if id(p.job) not in first], deadline)
+            # Keep what was answered (a paid web query is not sent twice); retry only the queries that failed.
+            self.counts["failed_calls"] += 1
+            self.counts["retries"] += 1
+            await self._attempt(self._deliver(pieces, e.results), deadline)
             return
-        offset = 0
+        except Exception as e:
+            await self._split(pieces, e, deadline)
+            return
+        self._deliver(pieces, results)
+
+    def _deliver(self, pieces: list[_Piece], results: list[list[Document] | None]) -> list[_Piece]:
+        """Hand each answered query to its request; the one-query pieces of those that were not answered."""
+        if len(results) != sum(p.size for p in pieces):
+            raise RuntimeError(f"engine returned {len(results)} results for {sum(p.size for p in pieces)} queries")
+        unanswered, offset = [], 0
         for p in pieces:
-            p.job.deliver(p.start, results[offset : offset + p.size])
+            for i in range(p.size):
+                docs = results[offset + i]
+                if docs is None:
+                    unanswered.append(_Piece(p.job, p.start + i, p.start + i + 1))
+                else:
+                    p.job.deliver(p.start + i, [docs])
             offset += p.size
+        return unanswered
+
+    async def _split(self, pieces: list[_Piece], error: Exception, deadline: float | None) -> None:
+        self.counts["failed_calls"] += 1
+        jobs = list({id(p.job): p.job for p in pieces}.values())
+        if len(jobs) == 1:  # the request's handler logs the error
+            jobs[0].fail(error)
+            return
+        # One bad request must not fail the requests batched with it: retry each half, down to the bad one.
+        self.counts["retries"] += 2
+        first = {id(job) for job in jobs[: len(jobs) // 2]}
+        await self._attempt([p for p in pieces if id(p.job) in first], deadline)
+        await self._attempt([p for p in pieces if id(p.job) not in first], deadline)
 
     async def _call(self, requests: list[SearchRequest], deadline: float | None) -> list[list[Document]]:
         loop = asyncio.get_running_loop()

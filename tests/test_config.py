@@ -19,6 +19,12 @@ def test_defaults_yaml_set_and_flags_layer_in_order(tmp_path):
         ("rl.nope=1", "rl.nope"),
         ("rl.steps=0", "rl.steps"),
         ("curriculum.p_end=2", "curriculum.p_end"),
+        ("eval.n_boot=0", "eval.n_boot"),
+        ("demo.warm_steps=-1", "demo.warm_steps"),
+        ("rollouts.p_noisy=2", "rollouts.p_noisy"),
+        ("chat.prompt=react", "chat.prompt"),
+        ("world.nope=1", "world.nope"),
+        ("serve.seed=3", "serve.seed"),  # a curriculum setting without serve.curriculum
         ("rl", "section.field=value"),
     ],
 )
@@ -32,6 +38,17 @@ def test_recipes_load_by_name():
     assert (paper.rl.lr, paper.rl.prompts_per_step, paper.rl.samples_per_prompt, paper.rl.steps) == (1e-6, 64, 5, 203)
     assert (paper.rollout.max_turns, paper.engine.k, paper.rl.kl_coef, paper.rl.clip) == (5, 5, 0.001, 0.2)
     assert tiny.rl.prompts_per_step * tiny.rl.samples_per_prompt < 64 * 5
+
+
+def test_stage_sections_check_cross_field_invariants_at_load_time():
+    with pytest.raises(ConfigError, match=r"cost\.paper .* cost\.searches"):
+        load_config(TrainConfig, None, ["cost.paper=true", "cost.searches=10"])
+    assert load_config(TrainConfig, None, ["cost.paper=true"]).cost.paper
+
+
+def test_the_paper_recipe_evaluates_on_its_test_sets():
+    assert load_config(TrainConfig, "paper").eval.data == load_config(TrainConfig, "paper").eval_data
+    assert load_config(TrainConfig, "tiny").eval.data == "mini-world:test"
 
 
 def test_missing_file_is_a_clear_error():

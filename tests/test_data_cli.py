@@ -58,6 +58,15 @@ def test_build_inspect_convert(tmp_path):
     ]
 
 
+def test_build_reads_its_section_and_a_flag_wins_over_set(tmp_path):
+    a, b = tmp_path / "A", tmp_path / "B"
+    run = _zerosearch(
+        "build", "--set", f"world.out={a}", "--set", "world.seed=1", "--out", str(b), cache=tmp_path / "c"
+    )
+    assert run.exit_code == 0, run.output
+    assert f"seed 1 -> {b}" in run.stdout and (b / "corpus.jsonl").exists() and not a.exists()
+
+
 def test_inspect_bad_parquet_is_one_clear_line(tmp_path):
     from zerosearch.data import QAExample, write_questions
 
@@ -70,4 +79,4 @@ def test_inspect_bad_parquet_is_one_clear_line(tmp_path):
     assert "Traceback" not in run.stderr + run.stdout
 
     run = _zerosearch("build", "--size", "huge", "--out", str(tmp_path / "x"), cache=tmp_path / "cache")
-    assert run.exit_code != 0 and "--size must be one of small, medium, large" in str(run.exception)
+    assert run.exit_code != 0 and "world.size must be one of small, medium, large" in str(run.exception)

@@ -97,6 +97,8 @@ def test_compare_gives_paired_differences(files):
     assert set(diff["by_source"]) == {"nq", "triviaqa", "average"}
     with pytest.raises(UserError, match="holds several methods, pass --method"):
         run("eval", "compare", records, records)
+    via_set = json.loads(run("eval", "compare", records, records, "--set", "compare.method=direct", "--json"))
+    assert via_set["a"] == same["a"]  # --set compare.method is what --method is a shorthand for
     for method, source, name in (("direct", direct, "a.jsonl"), ("rag", files / "search", "b.jsonl")):
         lines = (source / "results.jsonl").read_text().splitlines()
         (files / name).write_text("".join(line + "\n" for line in lines if json.loads(line)["method"] == method))

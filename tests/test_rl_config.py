@@ -131,3 +131,15 @@ def test_the_mixed_engines_routing_survives_a_checkpoint(tmp_path):
     running.search(requests)
     resumed.search(requests)
     assert resumed.routed == running.routed and resumed.rng.getstate() == running.rng.getstate()
+
+
+def test_a_resume_may_change_other_commands_sections_but_not_training_ones(tmp_path):
+    import dataclasses
+
+    cfg = TrainConfig()
+    (tmp_path / "checkpoints" / "step-000001").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-000001" / "trainer_state.pt").write_bytes(b"")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    checkpoint.check_resume(tmp_path, dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, n_boot=7)))
+    with pytest.raises(ConfigError, match=r"rl\.lr"):
+        checkpoint.check_resume(tmp_path, dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, lr=0.5)))

@@ -83,7 +83,7 @@ def test_the_five_stages_run_end_to_end_from_the_cli(tmp_path):
             "--steps",
             "1",
             "--set",
-            "eval_every=0",
+            "sft.eval_every=0",
         ]
     )
     out = _ok(
@@ -110,13 +110,13 @@ def test_the_five_stages_run_end_to_end_from_the_cli(tmp_path):
 
 
 def test_sft_paper_recipe_has_the_paper_settings_and_sft_train_reads_it(tmp_path):
-    from zerosearch.config import SFTConfig, load_config
+    from zerosearch.config import TrainConfig, load_config
     from zerosearch.errors import UserError
 
-    cfg = load_config(SFTConfig, "sft-paper")
+    cfg = load_config(TrainConfig, "sft-paper").sft
     assert (cfg.lr, cfg.steps, cfg.batch_size, cfg.grad_accum, cfg.lora_r) == (1e-6, 1000, 2, 1, 0)  # the paper's
     assert cfg.model == "Qwen/Qwen2.5-14B-Instruct" and cfg.dtype == "bf16"
     # The command takes the recipe by name; here it stops at the (absent) data, before loading any model.
-    result = CliRunner().invoke(app, ["sft", "train", "--config", "sft-paper", "--set", f"data={tmp_path}"])
+    result = CliRunner().invoke(app, ["sft", "train", "--config", "sft-paper", "--set", f"sft.data={tmp_path}"])
     assert isinstance(result.exception, UserError), result.output
     assert f"no training examples: {tmp_path / 'train.jsonl'} is missing" in str(result.exception)

@@ -12,6 +12,7 @@ from zerosearch.config import SimulatorBuildConfig
 from zerosearch.errors import UserError
 from zerosearch.models import bundled_dir, load_model, model_identity, resolve
 from zerosearch.sft import miniworld
+from zerosearch.sft.build import split_by_document
 from zerosearch.sft.finetune import freeze_below
 from zerosearch.sft.grade import parse_spec
 from zerosearch.sft.judge import contains_answer
@@ -94,6 +95,33 @@ def test_freeze_below_trains_only_the_top_blocks():
 
 def test_cli_never_builds_over_a_directory_with_files(tmp_path):
     (tmp_path / "keep.txt").write_text("data")
-    result = CliRunner().invoke(app, ["sft", "miniworld", "--out", str(tmp_path)])
-    assert result.exit_code != 0 and "not empty" in result.output
+    # a tiny recipe, so that a regression fails in seconds rather than building the real one over the files
+    args = [
+        "sft",
+        "miniworld",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "simulator.model=tiny-random",
+        "--set",
+        "simulator.steps=1",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, UserError) and "not empty" in str(result.exception)
     assert (tmp_path / "keep.txt").read_text() == "data"
+
+
+def test_split_by_document_pairs_the_modes_of_one_query():
+    docs = [{"text": t} for t in ("Ann was born in Oslo.", "Bo lives in Rome.", "Ann paints.", "Cy was born in 1900.")]
+    record = {"query": "Where was Ann born?", "golden_answers": ["Oslo"], "documents": docs, "label": "useful"}
+    useful, noisy = split_by_document(record, k=3)
+    assert useful["label"] == "useful" and [d["text"] for d in useful["documents"]] == [
+        "Ann was born in Oslo.",
+        "Bo lives in Rome.",
+        "Ann paints.",
+    ]
+    assert noisy["label"] == "noisy" and all("Oslo" not in d["text"] for d in noisy["documents"])
+    assert len(noisy["documents"]) == 3
+    # no document with the answer: no useful example; fewer than k without it: no noisy one
+    assert [r["label"] for r in split_by_document(record | {"golden_answers": ["Paris"]}, k=3)] == ["noisy"]
+    assert split_by_document(record, k=4) == [useful | {"documents": useful["documents"] + [docs[3]]}]

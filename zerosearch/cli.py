@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import click
 import typer
 
 from zerosearch.errors import UserError
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 app = typer.Typer(
     help="ZeroSearch: teach LLMs to search with RL, against a simulated search engine.",
@@ -23,20 +23,27 @@ app = typer.Typer(
 
 @app.command()
 def curriculum(
-    steps: Annotated[int, typer.Option(help="total training steps m")] = 203,
-    p_start: Annotated[float, typer.Option(help="p_s")] = 0.0,
-    p_end: Annotated[float, typer.Option(help="p_e")] = 0.5,
-    base: Annotated[float, typer.Option(help="b of Eq. 1")] = 4.0,
-    schedule: Annotated[str, typer.Option(help="exponential | linear | constant")] = "exponential",
+    steps: Annotated[Optional[int], typer.Option(help="total training steps m (= rl.steps)")] = None,
+    p_start: Annotated[Optional[float], typer.Option(help="p_s (= curriculum.p_start)")] = None,
+    p_end: Annotated[Optional[float], typer.Option(help="p_e (= curriculum.p_end)")] = None,
+    base: Annotated[Optional[float], typer.Option(help="b of Eq. 1 (= curriculum.base)")] = None,
+    schedule: Annotated[
+        Optional[str], typer.Option(help="exponential | linear | constant (= curriculum.schedule)")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the per-step probabilities for steps 0..steps as JSON")
     ] = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Print the noise curriculum (Eq. 1 of the paper): P(noisy documents) per training step."""
     from zerosearch.curriculum import schedule as make_schedule
 
+    flags = {"rl.steps": steps, "curriculum.p_start": p_start, "curriculum.p_end": p_end, "curriculum.base": base}
+    cfg = load(config, set_, flags | {"curriculum.schedule": schedule})
+    c, steps = cfg.curriculum, cfg.rl.steps
     try:
-        probs = make_schedule(schedule, steps, p_start, p_end, base)
+        probs = make_schedule(c.schedule, steps, c.p_start, c.p_end, c.base)
     except ValueError as e:
         raise UserError(str(e)) from None
     if as_json:
@@ -45,7 +52,7 @@ def curriculum(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{schedule} schedule, p_s={p_start}, p_e={p_end}, b={base}, m={steps}")
+    table = Table(title=f"{c.schedule} schedule, p_s={c.p_start}, p_e={c.p_end}, b={c.base}, m={steps}")
     table.add_column("step", justify="right")
     table.add_column("i/m", justify="right")
     table.add_column("p(noisy)", justify="right")
@@ -58,23 +65,25 @@ def curriculum(
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="the user message")],
-    model: Annotated[str, typer.Option(help="model spec: alias, hub id or local dir")] = "smollm2-135m",
-    max_new_tokens: Annotated[int, typer.Option(help="tokens to generate")] = 128,
-    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
-    raw: Annotated[bool, typer.Option(help="do not apply the chat template")] = False,
+    model: Annotated[Optional[str], typer.Option(help="model spec: alias, hub id or local dir (= model.spec)")] = None,
+    max_new_tokens: Annotated[
+        Optional[int], typer.Option(help="tokens to generate (= generate.max_new_tokens)")
+    ] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0 = greedy (= generate.temperature)")] = None,
+    raw: Annotated[Optional[bool], typer.Option(help="do not apply the chat template (= generate.raw)")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
 ):
     """Generate a completion (the chat template is applied for chat models)."""
-    from zerosearch.config import ModelConfig, load_config
     from zerosearch.generation import make_generator
     from zerosearch.generation.base import chat_prompt
 
-    cfg = load_config(ModelConfig, config, set_, {"spec": model})
-    gen = make_generator(cfg)
-    text = prompt if raw else chat_prompt(gen.tokenizer, prompt)
-    out = gen.generate([text], max_new_tokens=max_new_tokens, temperature=temperature, seed=0)[0]
-    print(out.text.strip())
+    flags = {"model.spec": model, "generate.max_new_tokens": max_new_tokens, "generate.temperature": temperature}
+    cfg = load(config, set_, flags | {"generate.raw": raw})
+    gen = make_generator(cfg.model)
+    text = prompt if cfg.generate.raw else chat_prompt(gen.tokenizer, prompt)
+    out = gen.generate([text], max_new_tokens=cfg.generate.max_new_tokens, temperature=cfg.generate.temperature, seed=0)
+    print(out[0].text.strip())
 
 
 # Each stage's package exposes `register(app)`; the import stays light (heavy imports live inside commands).
@@ -91,16 +100,20 @@ for _module in STAGES:
     importlib.import_module(_module).register(app)
 
 
+# Recent typer vendors its own click, whose exceptions are not click's: catch both.
+_CLICK_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+
+
 def main() -> None:
     """Entry point: a user's mistake prints one clear line and exits 2, never a traceback."""
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except _CLICK_ERRORS as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
     except UserError as e:
         typer.secho(f"error: {e}", fg="red", err=True)

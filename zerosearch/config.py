@@ -231,6 +231,298 @@ class RLConfig:
             raise ConfigError(f"rl.micro_batch ({self.micro_batch}) must divide rl.mini_batch ({self.mini_batch})")
 
 
+# --- the other stages' sections: every command loads the root config (TrainConfig) and reads its own section; a
+# command's typed flags are shorthands for these fields (see docs/configuration.md). -------------------------------
+
+
+@dataclass
+class GenerateConfig:
+    """`zerosearch generate` (the model is model.spec)."""
+
+    max_new_tokens: int = _help("tokens to generate", 128)
+    temperature: float = _help("0 = greedy", 0.0)
+    raw: bool = _help("do not apply the chat template", False)
+
+    def __post_init__(self):
+        _positive("generate", self, "max_new_tokens")
+        _positive("generate", self, "temperature", zero_ok=True)
+
+
+@dataclass
+class WorldConfig:
+    """`zerosearch data build`: the mini-world."""
+
+    size: str = _help("small | medium | large", "small")
+    seed: int = _help("world seed: same seed, same files byte for byte", 0)
+    out: str = _help("output directory (empty = the cache, where mini-world:* specs look)", "")
+
+
+@dataclass
+class PrepareConfig:
+    """`zerosearch data prepare`: the paper's datasets as ZeroSearch/Search-R1 parquet."""
+
+    source: str = _help("a FlashRAG folder (NAME/train.jsonl, NAME/test.jsonl, …) or `hub` (needs internet)", "hub")
+    out: str = _help("output directory for train.parquet and test.parquet", "data")
+    train: str = _help(
+        "datasets whose train split makes train.parquet, comma list (the paper: nq,hotpotqa)", "nq,hotpotqa"
+    )
+
+
+@dataclass
+class EvalConfig:
+    """`zerosearch eval` (the model, engine and rollout sections drive the methods)."""
+
+    methods: str = _help("direct | cot | rag | agent | policy, comma list", "policy")
+    policy_model: str = _help("trained checkpoint for the policy method (empty = model.spec)", "")
+    data: str = _help("questions: a parquet/jsonl/csv file or mini-world:test", "mini-world:test")
+    data_source: str | None = _help("keep only this data_source (e.g. nq) of a multi-dataset file", None)
+    limit: int | None = _help("at most this many questions (seeded sub-sample)", None)
+    seed: int = _help("seed of sub-sampling and of the bootstrap", 0)
+    out: str = _help("results directory; a rerun into it resumes (questions already done are skipped)", "runs/eval")
+    batch_size: int = _help("questions per generation batch", 16)
+    n_boot: int = _help("bootstrap resamples for the CIs", 1000)
+    allow_oracle: bool = _help(
+        "allow the simulator as the engine, although it is given the gold answers (results labelled ORACLE)", False
+    )
+
+    def __post_init__(self):
+        _positive("eval", self, "batch_size", "n_boot")
+        if self.limit is not None:
+            _positive("eval", self, "limit")
+
+
+@dataclass
+class CompareConfig:
+    """`zerosearch eval compare A B`."""
+
+    method: str = _help("method to read from a results directory holding several (empty = its only one)", "")
+    n_boot: int = _help("bootstrap resamples", 1000)
+    seed: int = _help("bootstrap seed", 0)
+
+    def __post_init__(self):
+        _positive("compare", self, "n_boot")
+
+
+@dataclass
+class CostConfig:
+    """`zerosearch cost`: search API cost vs simulator GPU cost."""
+
+    searches: int | None = _help("number of searches (empty = the run's count)", None)
+    gpu_hours: float | None = _help("hours the simulator's GPUs are held (empty = the run's wall time)", None)
+    gpus: int = _help("GPUs serving the simulator", 1)
+    gpu_price: float | None = _help("$ per GPU-hour (empty = the paper's A100 rate)", None)
+    api_price: float | None = _help("search API $ per 1k queries (empty = SerpAPI-like, the paper's rate)", None)
+    paper: bool = _help("reproduce the paper's Table 8 arithmetic from its inputs", False)
+
+    def __post_init__(self):
+        if self.paper and (self.searches is not None or self.gpu_hours is not None):
+            raise ConfigError("cost.paper uses the paper's inputs: leave cost.searches and cost.gpu_hours unset")
+
+
+@dataclass
+class ChatConfig:
+    """`zerosearch chat` (the model, engine and rollout sections drive the agent)."""
+
+    prompt: str = _help("policy (the trained protocol) | agent (the prompted baseline)", "policy")
+    temperature: float = _help("0 = greedy", 0.0)
+
+    def __post_init__(self):
+        _one_of("chat", "prompt", self.prompt, ("policy", "agent"))
+        _positive("chat", self, "temperature", zero_ok=True)
+
+
+@dataclass
+class RolloutsConfig:
+    """`zerosearch rollout`: trajectories to jsonl (limits and sampling: the rollout section)."""
+
+    data: str = _help("questions: a file, or mini-world:train|test", "mini-world:test")
+    n: int = _help("questions to roll out", 8)
+    samples: int = _help("trajectories per question", 1)
+    p_noisy: float = _help("probability that a search returns noisy documents", 0.0)
+    seed: int = _help("seed of sampling, question choice and useful/noisy draws", 0)
+    greedy: bool = _help("greedy decoding instead of rollout.temperature", False)
+    out: str = _help("trajectories jsonl", "trajectories.jsonl")
+
+    def __post_init__(self):
+        _positive("rollouts", self, "n", "samples")
+        _probability("rollouts", self, "p_noisy")
+
+
+@dataclass
+class WarmstartConfig:
+    """`zerosearch warmstart`: SFT on oracle search demonstrations before RL (the model is model.spec)."""
+
+    out: str = _help("new directory for the warm-started model", "runs/warm")
+    examples: int = _help("oracle demonstrations (mini-world train, rejection-sampled on BM25)", 64)
+    steps: int = _help("SFT steps", 30)
+    lr: float = _help("SFT learning rate", 5e-5)
+    batch_size: int = _help("demonstrations per SFT step", 8)
+
+    def __post_init__(self):
+        _positive("warmstart", self, "examples", "steps", "lr", "batch_size")
+
+
+@dataclass
+class DemoConfig:
+    """`zerosearch demo`, sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token
+    trajectory costs seconds on a CPU, so every stage is small. Its RL steps use `prompts_per_step` questions
+    (instead of the recipe's rl.prompts_per_step) for `steps` steps (instead of rl.steps)."""
+
+    out: str = _help("where the demo writes its run, evaluations and plots", "runs/demo")
+    steps: int = _help("RL steps (replaces rl.steps)", 3)
+    n_eval: int = _help("held-out questions evaluated before and after", 20)
+    prompts_per_step: int = _help("questions per RL step (replaces rl.prompts_per_step)", 2)
+    warm_examples: int = _help("oracle demonstrations of the warm start", 32)
+    warm_steps: int = _help("SFT steps of the warm start (0 = none, as in the paper)", 8)
+    warm_batch: int = _help("demonstrations per warm-start step", 4)
+    warm_lr: float = _help("warm-start learning rate", 1e-4)
+
+    def __post_init__(self):
+        _positive("demo", self, "steps", "n_eval", "prompts_per_step", "warm_examples", "warm_batch", "warm_lr")
+        _positive("demo", self, "warm_steps", zero_ok=True)
+
+
+@dataclass
+class ServeConfig:
+    """`zerosearch serve`: the HTTP search server (the engine is the engine section; see docs/serving.md). The bearer
+    token is not a field: a secret does not belong in a recipe (`--token` or ZEROSEARCH_SERVER_TOKEN)."""
+
+    host: str = _help("interface to bind (0.0.0.0 exposes the server to the network)", "127.0.0.1")
+    port: int = _help("port", 8000)
+    max_batch: int = _help("most queries in one engine call", 64)
+    max_wait_ms: float = _help(
+        "extra wait for more requests before an engine call (0: batch what queued while the engine was busy)", 0.0
+    )
+    max_queue: int = _help("queries waiting beyond this get 503 + Retry-After", 16384)
+    batch_timeout_s: float = _help("deadline of a batch, retries included; its requests then get 504 (0: none)", 600.0)
+    max_queries: int = _help("most queries in one HTTP request", 4096)
+    max_query_chars: int = _help("longer queries are cut to this many characters", 4096)
+    max_k: int = _help("most documents a request may ask for", 100)
+    max_body_mb: float = _help("largest request body in MiB", 16.0)
+    retrieve_topk: int = _help("/retrieve: documents when the request gives no topk (Search-R1's default: 3)", 3)
+    curriculum: bool = _help(
+        "draw useful/noisy per query with p of Eq. 1 (the curriculum section) when a request fixes no mode; the "
+        "trainer reports its step with POST /curriculum",
+        False,
+    )
+    steps: int | None = _help("serve.curriculum: training steps m (empty = rl.steps)", None)
+    seed: int | None = _help("serve.curriculum: seed of the draws (empty = seed)", None)
+    access_log: bool = _help("log every request", False)
+
+    def __post_init__(self):
+        _positive("serve", self, "max_batch", "max_queue", "max_body_mb")
+        _positive("serve", self, "max_wait_ms", "batch_timeout_s", zero_ok=True)
+        if self.steps is not None:
+            _positive("serve", self, "steps")
+        if not self.curriculum and (self.steps is not None or self.seed is not None):
+            raise ConfigError("serve.steps and serve.seed set the server's curriculum: add --curriculum")
+
+
+@dataclass
+class CollectConfig:
+    """`zerosearch sft collect`: an agent (and/or oracle queries) against a REAL engine."""
+
+    out: str = _help(
+        "append-only interactions jsonl (a rerun skips questions already in it)", "runs/sft/interactions.jsonl"
+    )
+    data: str = _help("training questions: a file, or mini-world:train", "mini-world:train")
+    engine: str = _help("the REAL engine: bm25 | dense | web | remote", "bm25")
+    corpus: str = _help("corpus for bm25/dense", "mini-world:corpus")
+    urls: str = _help("server URL(s) for remote/web", "")
+    queries: str = _help("agent (the paper's way) | oracle (the question and its hop sub-questions) | both", "both")
+    model: str = _help("the agent model (any instruct model)", "smollm2-135m")
+    base_url: str = _help("OpenAI-compatible server serving the agent model (empty = in-process)", "")
+    prompt: str = _help("agent prompt: agent (ReAct-like) | policy (Search-R1)", "agent")
+    samples: int = _help("trajectories per question", 2)
+    max_turns: int = _help("agent search turns per trajectory, then one answer turn", 3)
+    max_turn_tokens: int = _help("new tokens per agent turn", 128)
+    temperature: float = _help("agent sampling temperature", 1.0)
+    k: int = _help("documents per search", 5)
+    limit: int | None = _help("first N questions only", None)
+    batch_size: int = _help("questions per batch (one append per batch)", 8)
+    seed: int = _help("sampling seed", 0)
+
+    def __post_init__(self):
+        if self.engine not in ("bm25", "dense", "web", "remote"):
+            raise ConfigError(
+                f"collect.engine must be a real engine (bm25, dense, web, remote), got {self.engine!r}: "
+                "the SFT data must be real"
+            )
+        _one_of("collect", "queries", self.queries, ("agent", "oracle", "both"))
+        _one_of("collect", "prompt", self.prompt, ("agent", "policy"))
+        _positive("collect", self, "samples", "batch_size", "max_turn_tokens", "k")
+        _positive("collect", self, "max_turns", "temperature", zero_ok=True)
+        if self.limit is not None:
+            _positive("collect", self, "limit")
+
+
+@dataclass
+class JudgeConfig:
+    """`zerosearch sft judge`: label each interaction's documents useful or noisy."""
+
+    input: str = _help("interactions jsonl from `sft collect`", "runs/sft/interactions.jsonl")
+    out: str = _help("labelled interactions jsonl", "runs/sft/judged.jsonl")
+    judges: str = _help("rule | llm, comma list: the first labels, a second is compared (Cohen's kappa)", "rule")
+    model: str = _help("the LLM judge's model", "smollm2-135m")
+    base_url: str = _help("OpenAI-compatible server serving the judge model (empty = in-process)", "")
+    batch_size: int = _help("LLM judge prompts per batch", 8)
+    limit: int | None = _help("first N interactions only", None)
+
+    def __post_init__(self):
+        names = self.judge_names
+        if not names or len(set(names)) != len(names) or set(names) - {"rule", "llm"}:
+            raise ConfigError(f"judge.judges takes distinct values among rule, llm; got {self.judges!r}")
+        _positive("judge", self, "batch_size")
+
+    @property
+    def judge_names(self) -> list[str]:
+        return [j.strip() for j in self.judges.split(",") if j.strip()]
+
+
+@dataclass
+class BuildConfig:
+    """`zerosearch sft build`: the SFT chat pairs, balanced, deduplicated, split."""
+
+    input: str = _help("labelled interactions from `sft judge`", "runs/sft/judged.jsonl")
+    out: str = _help("directory for train.jsonl, validation.jsonl, stats.json", "runs/sft/data")
+    k: int = _help("documents per example", 5)
+    max_doc_words: int = _help("words kept per document", 40)
+    balance: float = _help("cap the majority mode at this multiple of the minority (0 = off)", 1.0)
+    val_fraction: float = _help("fraction of questions held out for validation (and `sft grade`)", 0.1)
+    seed: int = _help("seed of balancing and the split", 0)
+
+    def __post_init__(self):
+        _positive("build", self, "k", "max_doc_words")
+        _positive("build", self, "balance", zero_ok=True)
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"build.val_fraction must be in [0, 1), got {self.val_fraction!r}")
+
+
+@dataclass
+class GradeConfig:
+    """`zerosearch sft grade`: the simulators' report card."""
+
+    simulators: str = _help(
+        "MODEL[:sft|fewshot], comma list, e.g. smollm2-135m:fewshot,runs/sft/model:sft (required)", ""
+    )
+    data: str = _help("held-out examples: `sft build`'s directory or its validation.jsonl", "runs/sft/data")
+    out: str = _help("directory for report.md and report.json", "runs/sft/grade")
+    limit: int | None = _help("first N held-out queries", None)
+    k: int = _help("documents per output", 5)
+    max_new_tokens: int = _help("tokens per simulator output", 256)
+    batch_size: int = _help("requests per generation batch", 8)
+    temperature: float = _help("simulator sampling temperature (0 = greedy; grade with what training uses)", 0.0)
+    top_p: float = _help("simulator nucleus sampling", 1.0)
+    seed: int = _help("sampling seed", 0)
+    base_url: str = _help("OpenAI-compatible server for every simulator (empty = in-process)", "")
+
+    def __post_init__(self):
+        _positive("grade", self, "k", "max_new_tokens", "batch_size")
+        _positive("grade", self, "temperature", zero_ok=True)
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"grade.top_p must be in (0, 1], got {self.top_p!r}")
+
+
 @dataclass
 class TrainConfig:
     model: ModelConfig = _help("the policy", ModelConfig())
@@ -257,6 +549,27 @@ class TrainConfig:
     collapse_window: int = _help("steps over which reward/entropy collapse is judged", 5)
     collapse_ratio: float = _help("reward collapse: windowed mean reward < ratio x its best", 0.2)
     min_entropy: float = _help("entropy collapse: windowed entropy below this", 0.01)
+    # The other stages' sections: one recipe configures every command (see docs/configuration.md).
+    generate: GenerateConfig = _help("`zerosearch generate`", GenerateConfig())
+    world: WorldConfig = _help("`zerosearch data build`", WorldConfig())
+    prepare: PrepareConfig = _help("`zerosearch data prepare`", PrepareConfig())
+    eval: EvalConfig = _help("`zerosearch eval`", EvalConfig())
+    compare: CompareConfig = _help("`zerosearch eval compare`", CompareConfig())
+    cost: CostConfig = _help("`zerosearch cost`", CostConfig())
+    chat: ChatConfig = _help("`zerosearch chat`", ChatConfig())
+    rollouts: RolloutsConfig = _help("`zerosearch rollout`", RolloutsConfig())
+    warmstart: WarmstartConfig = _help("`zerosearch warmstart`", WarmstartConfig())
+    demo: DemoConfig = _help("`zerosearch demo`", DemoConfig())
+    serve: ServeConfig = _help("`zerosearch serve`", ServeConfig())
+    collect: CollectConfig = _help("`zerosearch sft collect`", CollectConfig())
+    judge: JudgeConfig = _help("`zerosearch sft judge`", JudgeConfig())
+    build: BuildConfig = _help("`zerosearch sft build`", BuildConfig())
+    grade: GradeConfig = _help("`zerosearch sft grade`", GradeConfig())
+    # Defined below TrainConfig, hence the factories.
+    sft: SFTConfig = _help("`zerosearch sft train`", default_factory=lambda: SFTConfig())
+    simulator: SimulatorBuildConfig = _help(
+        "`zerosearch sft miniworld`", default_factory=lambda: SimulatorBuildConfig()
+    )
 
     def __post_init__(self):
         _positive("train", self, "save_every", "keep_checkpoints", "collapse_window", "rollback_lr_factor")
@@ -283,15 +596,15 @@ class SFTConfig:
     train_layers: int = _help(
         "train only the top N transformer blocks, embeddings frozen (0 = all): about half the cost of a step", 0
     )
-    save_every: int = _help("checkpoint every N steps (training resumes from the last one)", 100)
+    save_every: int = _help("checkpoint every N steps (training resumes from the last one; 0 = never)", 100)
     eval_every: int = _help("validation loss every N steps and at the end (0 = never)", 100)
     dtype: str = _help("fp32 | bf16 (bf16 needs a GPU or a recent CPU)", "fp32")
     seed: int = _help("seed of data order and initialisation", 0)
 
     def __post_init__(self):
         _one_of("sft", "dtype", self.dtype, ("fp32", "bf16"))
-        _positive("sft", self, "steps", "lr", "batch_size", "grad_accum", "max_length", "save_every")
-        _positive("sft", self, "warmup_steps", "lora_r", "eval_every", "train_layers", zero_ok=True)
+        _positive("sft", self, "steps", "lr", "batch_size", "grad_accum", "max_length")
+        _positive("sft", self, "warmup_steps", "lora_r", "save_every", "eval_every", "train_layers", zero_ok=True)
         if self.lora_r and self.train_layers:
             raise ConfigError("sft.train_layers and sft.lora_r are alternatives: set one of them")
 
@@ -303,13 +616,13 @@ class SimulatorBuildConfig:
 
     model: str = _help("base model spec to fine-tune", "smollm2-135m")
     k: int = _help("documents per query, in training and grading (the tiny recipe's engine.k)", 3)
-    max_doc_words: int = _help("words kept per document (the prompt asks for about 30)", 24)
-    steps: int = _help("SFT optimizer steps (steps x batch_size examples are trained on, each once)", 30)
+    max_doc_words: int = _help("words kept per document, cut at a sentence end (the prompt asks for about 30)", 20)
+    steps: int = _help("SFT optimizer steps (steps x batch_size examples are trained on, each once)", 60)
     batch_size: int = _help("SFT examples per step", 4)
-    lr: float = _help("SFT peak learning rate (cosine decay after warm-up)", 3e-4)
+    lr: float = _help("SFT peak learning rate (cosine decay after warm-up)", 5e-4)
     warmup_steps: int = _help("SFT linear learning-rate warm-up", 3)
     max_length: int = _help("SFT tokens per example (prompt + completion)", 256)
-    train_layers: int = _help("train only the top N transformer blocks (0 = all): see sft.train_layers", 10)
+    train_layers: int = _help("train only the top N transformer blocks (0 = all): see sft.train_layers", 12)
     grade_queries: int = _help("held-out mini-world:test queries graded, each once useful and once noisy", 60)
     max_new_tokens: int = _help("simulator tokens per output at grading (the tiny recipe's)", 160)
     temperature: float = _help("grading temperature: the tiny recipe's simulator_temperature", 0.7)

@@ -10,29 +10,39 @@ from typing import Annotated, Optional
 
 import typer
 
+from zerosearch.options import ConfigOption, SetOption, load
+
 data_app = typer.Typer(help="Datasets: build the mini-world, inspect and convert QA files.", no_args_is_help=True)
 
 
 @data_app.command()
 def build(
     out: Annotated[
-        Optional[Path], typer.Option(help="output directory (default: the cache, where mini-world:* specs look)")
+        Optional[Path],
+        typer.Option(help="output directory (default: the cache, where mini-world:* specs look) (= world.out)"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="world seed: same seed, same files byte for byte")] = 0,
-    size: Annotated[str, typer.Option(help="small | medium | large")] = "small",
+    seed: Annotated[
+        Optional[int], typer.Option(help="world seed: same seed, same files byte for byte (= world.seed)")
+    ] = None,
+    size: Annotated[Optional[str], typer.Option(help="small | medium | large (= world.size)")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Generate the mini-world: corpus.jsonl, train/test as parquet and jsonl, stats.json."""
     from zerosearch.data import DataError
     from zerosearch.data.miniworld import SIZES, cached
     from zerosearch.data.miniworld import build as build_world
 
+    world = load(config, set_, {"world.out": out and str(out), "world.seed": seed, "world.size": size}).world
+    size, seed = world.size, world.seed
     if size not in SIZES:
-        raise DataError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
-    if out is None:
+        raise DataError(f"world.size must be one of {', '.join(SIZES)}, got {size!r}")
+    if world.out:
+        out = Path(world.out)
+        stats = build_world(out, seed, size)
+    else:
         out = cached(size, seed)
         stats = json.loads((out / "stats.json").read_text())
-    else:
-        stats = build_world(out, seed, size)
     q = stats["questions"]
     print(f"mini-world {size}, seed {seed} -> {out}")
     print(f"  corpus: {stats['corpus']['passages']} passages, {stats['corpus']['words']['mean']} words on average")
@@ -70,10 +80,13 @@ def inspect(
         str, typer.Argument(help="a QA file (.parquet, .jsonl, .csv), a corpus .jsonl, or mini-world:train|test|corpus")
     ],
     n: Annotated[int, typer.Option(help="examples to show")] = 3,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Print counts (per data source, per question type) and a few examples."""
     from zerosearch.data import load_questions, resolve, resolve_corpus
 
+    load(config, set_)  # nothing to configure here, but a bad recipe or --set is still an error
     path = resolve(file)
     if path.suffix == ".jsonl" and path.is_file():
         with open(path, encoding="utf-8") as f:
@@ -110,10 +123,13 @@ def convert(
     split: Annotated[
         str, typer.Option(help="extra_info.split written to a parquet file (where the input has none)")
     ] = "test",
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Convert a QA file between the ZeroSearch/Search-R1 parquet, FlashRAG jsonl and csv."""
     from zerosearch.data import load_questions, write_questions
 
+    load(config, set_)  # nothing to configure here, but a bad recipe or --set is still an error
     examples = load_questions(src)
     write_questions(examples, dst, split=split)
     print(f"wrote {len(examples)} questions to {dst}")
@@ -129,22 +145,32 @@ def prepare(
         ),
     ] = None,
     source: Annotated[
-        str, typer.Option(help="a FlashRAG folder (NAME/train.jsonl, NAME/test.jsonl, …) or `hub` (needs internet)")
-    ] = "hub",
-    out: Annotated[Path, typer.Option(help="output directory for train.parquet and test.parquet")] = Path("data"),
+        Optional[str],
+        typer.Option(
+            help="a FlashRAG folder (NAME/train.jsonl, NAME/test.jsonl, …) or `hub` (needs internet) (= prepare.source)"
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="output directory for train.parquet and test.parquet (= prepare.out)")
+    ] = None,
     train: Annotated[
-        str, typer.Option(help="datasets whose train split makes train.parquet (the paper: nq,hotpotqa)")
-    ] = "nq,hotpotqa",
+        Optional[str],
+        typer.Option(help="datasets whose train split makes train.parquet (the paper: nq,hotpotqa) (= prepare.train)"),
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """The paper's data as ZeroSearch/Search-R1 parquet: train (NQ + HotpotQA) and the seven test sets."""
     from zerosearch.data.prepare import DATASETS
     from zerosearch.data.prepare import prepare as run
 
+    cfg = load(config, set_, {"prepare.source": source, "prepare.out": out and str(out), "prepare.train": train})
+    out = Path(cfg.prepare.out)
     counts = run(
         names or list(DATASETS),
-        source,
+        cfg.prepare.source,
         out,
-        train=[n.strip() for n in train.split(",") if n.strip()],
+        train=[n.strip() for n in cfg.prepare.train.split(",") if n.strip()],
         log=lambda line: typer.echo(line, err=True),
     )
     if counts["train"]:

@@ -7,29 +7,38 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 
 def engine_config(config, set_, **flags):
     """The engine section of a recipe (`--config`), with `--set engine.x=...` and typed flags on top."""
-    from zerosearch.config import TrainConfig, load_config
-
-    return load_config(TrainConfig, config, set_, {f"engine.{k}": v for k, v in flags.items()}).engine
+    return load(config, set_, {f"engine.{k}": v for k, v in flags.items()}).engine
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def search(
         query: Annotated[str, typer.Argument(help="the search query")],
-        engine: Annotated[Optional[str], typer.Option(help="bm25 | dense | simulator | web | remote | mixed")] = None,
-        corpus: Annotated[Optional[str], typer.Option(help="corpus jsonl for bm25/dense, or mini-world:corpus")] = None,
-        k: Annotated[Optional[int], typer.Option("-k", "--k", help="documents to return")] = None,
-        model: Annotated[Optional[str], typer.Option(help="simulator model spec (alias, hub id or local dir)")] = None,
-        prompt: Annotated[Optional[str], typer.Option(help="simulator prompt: sft | fewshot")] = None,
+        engine: Annotated[
+            Optional[str], typer.Option(help="bm25 | dense | simulator | web | remote | mixed (= engine.name)")
+        ] = None,
+        corpus: Annotated[
+            Optional[str], typer.Option(help="corpus jsonl for bm25/dense, or mini-world:corpus (= engine.corpus)")
+        ] = None,
+        k: Annotated[Optional[int], typer.Option("-k", "--k", help="documents to return (= engine.k)")] = None,
+        model: Annotated[
+            Optional[str],
+            typer.Option(help="simulator model spec (alias, hub id or local dir) (= engine.simulator_model)"),
+        ] = None,
+        prompt: Annotated[
+            Optional[str], typer.Option(help="simulator prompt: sft | fewshot (= engine.simulator_prompt)")
+        ] = None,
         question: Annotated[str, typer.Option(help="simulator: the question the searcher is trying to answer")] = "",
         answer: Annotated[Optional[list[str]], typer.Option(help="simulator: a gold answer (repeatable)")] = None,
         mode: Annotated[str, typer.Option(help="simulator: useful | noisy")] = "useful",
-        url: Annotated[Optional[str], typer.Option(help="server URL(s) for remote, API base URL for web")] = None,
+        url: Annotated[
+            Optional[str], typer.Option(help="server URL(s) for remote, API base URL for web (= engine.urls)")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the documents as a JSON list")] = False,
         config: ConfigOption = None,
         set_: SetOption = None,

@@ -1,9 +1,9 @@
 """`zerosearch eval` (and `eval compare A B`), `zerosearch cost`, `zerosearch chat`.
 
-`--config` takes a training recipe (its model, engine and rollout sections are used) and `--set` overrides
-`model.*`, `engine.*` and `rollout.*` fields; the typed flags are shorthands for the same overrides. Without a
-recipe the engine is BM25 over the mini-world corpus; the simulator (a recipe's training engine) is refused unless
-`--allow-oracle`, since it is given the gold answers (see docs/evaluation.md).
+Each command reads the root config (see docs/configuration.md): the model, engine and rollout sections and its own
+(`eval`, `compare`, `cost`, `chat`); its typed flags are shorthands for those fields. Without a recipe (and without
+`--set engine.name=...`) the engine is BM25 over the mini-world corpus; the simulator (a recipe's training engine) is
+refused unless `--allow-oracle`, since it is given the gold answers (see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerosearch.errors import UserError
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 _ENGINE_HELP = "simulator | bm25 | dense | web | remote | mixed (default bm25, or the recipe's)"
 
@@ -31,19 +31,17 @@ def _methods(values: list[str]) -> list[str]:
     return methods
 
 
-def _config(config, set_, *, model, engine, corpus, k, max_turns):
-    """A TrainConfig whose model/engine/rollout sections drive evaluation and chat."""
-    from zerosearch.config import TrainConfig, load_config
-
+def _config(config, set_, flags, *, model, engine, corpus, k, max_turns):
+    """The root config: its model/engine/rollout sections drive evaluation and chat."""
     engine_named = config is not None or any(s.strip().startswith("engine.name") for s in set_ or [])
-    flags = {
+    flags = flags | {
         "model.spec": model,
         "engine.name": engine or (None if engine_named else "bm25"),
         "engine.corpus": corpus,
         "engine.k": k,
         "rollout.max_turns": max_turns,
     }
-    return load_config(TrainConfig, config, set_, flags)
+    return load(config, set_, flags)
 
 
 def _engine(cfg, generator):
@@ -117,40 +115,58 @@ def evaluate(
     method: Annotated[
         Optional[list[str]],
         typer.Option(
-            "--method", "-m", help="direct | cot | rag | agent | policy; repeatable or comma list (default policy)"
+            "--method",
+            "-m",
+            help="direct | cot | rag | agent | policy; repeatable or comma list (default policy) (= eval.methods)",
         ),
     ] = None,
-    model: Annotated[Optional[str], typer.Option(help="model spec for every method (default smollm2-135m)")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="model spec for every method (default smollm2-135m) (= model.spec)")
+    ] = None,
     policy_model: Annotated[
-        Optional[str], typer.Option(help="trained checkpoint for the policy method (default: --model)")
+        Optional[str],
+        typer.Option(help="trained checkpoint for the policy method (default: --model) (= eval.policy_model)"),
     ] = None,
     engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
-    corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
-    k: Annotated[Optional[int], typer.Option(help="documents per search (default 5)")] = None,
+    corpus: Annotated[
+        Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus) (= engine.corpus)")
+    ] = None,
+    k: Annotated[Optional[int], typer.Option(help="documents per search (default 5) (= engine.k)")] = None,
     data: Annotated[
-        str, typer.Option(help="questions: a parquet/jsonl/csv file or mini-world:test")
-    ] = "mini-world:test",
+        Optional[str], typer.Option(help="questions: a parquet/jsonl/csv file or mini-world:test (= eval.data)")
+    ] = None,
     data_source: Annotated[
         Optional[str],
-        typer.Option("--data-source", help="keep only this data_source (e.g. nq) of a multi-dataset file"),
+        typer.Option(
+            "--data-source", help="keep only this data_source (e.g. nq) of a multi-dataset file (= eval.data_source)"
+        ),
     ] = None,
-    limit: Annotated[Optional[int], typer.Option(help="at most this many questions (seeded sub-sample)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of sub-sampling and of the bootstrap")] = 0,
+    limit: Annotated[
+        Optional[int], typer.Option(help="at most this many questions (seeded sub-sample) (= eval.limit)")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed of sub-sampling and of the bootstrap (= eval.seed)")] = None,
     out: Annotated[
-        Path, typer.Option(help="results directory; a rerun into it resumes (questions already done are skipped)")
-    ] = Path("runs/eval"),
-    batch_size: Annotated[int, typer.Option(help="questions per generation batch")] = 16,
-    max_turns: Annotated[
-        Optional[int], typer.Option(help="search turns of agent/policy, then one answer turn (default 5)")
+        Optional[Path],
+        typer.Option(
+            help="results directory; a rerun into it resumes (questions already done are skipped) (= eval.out)"
+        ),
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="bootstrap resamples for the CIs")] = 1000,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="questions per generation batch (= eval.batch_size)")
+    ] = None,
+    max_turns: Annotated[
+        Optional[int],
+        typer.Option(help="search turns of agent/policy, then one answer turn (default 5) (= rollout.max_turns)"),
+    ] = None,
+    n_boot: Annotated[Optional[int], typer.Option(help="bootstrap resamples for the CIs (= eval.n_boot)")] = None,
     allow_oracle: Annotated[
-        bool,
+        Optional[bool],
         typer.Option(
             "--allow-oracle",
-            help="allow the simulator as the engine, although it is given the gold answers (results labelled ORACLE)",
+            help="allow the simulator as the engine, although it is given the gold answers (results labelled ORACLE) "
+            "(= eval.allow_oracle)",
         ),
-    ] = False,
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json to stdout")] = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -173,13 +189,25 @@ def evaluate(
     from zerosearch.eval.report import append_records, read_records, record_key, write_results
     from zerosearch.generation import make_generator
 
-    methods = _methods(method or ["policy"])
-    if n_boot < 1:
-        raise UserError(f"--n-boot must be >= 1, got {n_boot}")
-    cfg = _config(config, set_, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    flags = {
+        "eval.methods": ",".join(method) if method else None,
+        "eval.policy_model": policy_model,
+        "eval.data": data,
+        "eval.data_source": data_source,
+        "eval.limit": limit,
+        "eval.seed": seed,
+        "eval.out": out and str(out),
+        "eval.batch_size": batch_size,
+        "eval.n_boot": n_boot,
+        "eval.allow_oracle": allow_oracle,
+    }
+    cfg = _config(config, set_, flags, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    e = cfg.eval
+    methods = _methods([e.methods])
+    data, data_source, limit, seed, out = e.data, e.data_source or None, e.limit, e.seed, Path(e.out)
     uses_engine = any(m in NEEDS_ENGINE for m in methods)
     oracle = uses_engine and _is_oracle(cfg.engine)
-    if oracle and not allow_oracle:
+    if oracle and not e.allow_oracle:
         raise UserError(
             f"engine {cfg.engine.name!r} is given every question's gold answers, so it is an oracle, not a search "
             "engine: pass --engine bm25|dense|web|remote, or --allow-oracle for results labelled ORACLE"
@@ -187,7 +215,7 @@ def evaluate(
     examples = load_questions(data, data_source=data_source, limit=limit, seed=seed)
     if not examples:
         raise UserError(f"{data}: no questions{f' with data_source {data_source!r}' if data_source else ''}")
-    policy_cfg = dataclasses.replace(cfg.model, spec=policy_model) if policy_model else cfg.model
+    policy_cfg = dataclasses.replace(cfg.model, spec=e.policy_model) if e.policy_model else cfg.model
     run = {"data": str(data), "data_source": data_source, "limit": limit, "seed": seed}
     _check_resume(out, {m: _settings(m, cfg, policy_cfg.spec, run) for m in methods})
     done = {m: {record_key(r): r for r in recs} for m, recs in read_records(out).items()}
@@ -197,7 +225,7 @@ def evaluate(
     generator = policy_generator = search_engine = None
     if any(todo.values()):
         generator = make_generator(cfg.model)
-        policy_generator = make_generator(policy_cfg) if policy_model and todo.get("policy") else generator
+        policy_generator = make_generator(policy_cfg) if e.policy_model and todo.get("policy") else generator
         search_engine = _engine(cfg, generator) if any(todo[m] for m in methods if m in NEEDS_ENGINE) else None
 
     records, seconds = {}, {}
@@ -226,7 +254,7 @@ def evaluate(
                     todo[m],
                     engine=search_engine,
                     rollout_cfg=cfg.rollout,
-                    batch_size=batch_size,
+                    batch_size=e.batch_size,
                     k=cfg.engine.k,
                     on_batch=on_batch,
                 ):
@@ -247,10 +275,10 @@ def evaluate(
         "limit": limit,
         "seed": seed,
         "n_questions": len(examples),
-        "n_boot": n_boot,
+        "n_boot": e.n_boot,
         "seconds": seconds,
     }
-    summaries = {m: summarize(records[m], n_boot=n_boot, seed=seed) for m in methods}
+    summaries = {m: summarize(records[m], n_boot=e.n_boot, seed=seed) for m in methods}
     results = write_results(out, records, summaries, meta)
     if as_json:
         print(json.dumps({**results, "out": str(out)}, indent=2, ensure_ascii=False))
@@ -264,11 +292,13 @@ def compare(
     a: Annotated[Path, typer.Argument(help="baseline: a per-question jsonl file or a results directory")],
     b: Annotated[Path, typer.Argument(help="candidate: same questions as A")],
     method: Annotated[
-        Optional[str], typer.Option(help="method to read from a results directory holding several")
+        Optional[str], typer.Option(help="method to read from a results directory holding several (= compare.method)")
     ] = None,
-    n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    n_boot: Annotated[Optional[int], typer.Option(help="bootstrap resamples (= compare.n_boot)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="bootstrap seed (= compare.seed)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Paired-bootstrap differences B − A (EM, cover-EM, F1) per data source and averaged, over the same
     question ids."""
@@ -278,9 +308,10 @@ def compare(
     from zerosearch.eval.metrics import METRICS, paired_difference
     from zerosearch.eval.report import METRIC_NAMES, load_records, title
 
-    label_a, records_a = load_records(a, method)
-    label_b, records_b = load_records(b, method)
-    diff = paired_difference(records_a, records_b, n_boot=n_boot, seed=seed)
+    c = load(config, set_, {"compare.method": method, "compare.n_boot": n_boot, "compare.seed": seed}).compare
+    label_a, records_a = load_records(a, c.method or None)
+    label_b, records_b = load_records(b, c.method or None)
+    diff = paired_difference(records_a, records_b, n_boot=c.n_boot, seed=c.seed)
     if as_json:
         print(json.dumps({"a": label_a, "b": label_b, "difference": "B - A", "by_source": diff}, indent=2))
         return
@@ -300,42 +331,54 @@ def compare(
 
 def cost(
     run: Annotated[Optional[Path], typer.Argument(help="training run directory (reads its metrics.jsonl)")] = None,
-    searches: Annotated[Optional[int], typer.Option(help="number of searches (overrides the run's count)")] = None,
-    gpu_hours: Annotated[
-        Optional[float], typer.Option(help="hours the simulator's GPUs are held (default: the run's wall time)")
+    searches: Annotated[
+        Optional[int], typer.Option(help="number of searches (overrides the run's count) (= cost.searches)")
     ] = None,
-    gpus: Annotated[int, typer.Option(help="GPUs serving the simulator")] = 1,
-    gpu_price: Annotated[Optional[float], typer.Option(help="$ per GPU-hour (default: the paper's A100 rate)")] = None,
+    gpu_hours: Annotated[
+        Optional[float],
+        typer.Option(help="hours the simulator's GPUs are held (default: the run's wall time) (= cost.gpu_hours)"),
+    ] = None,
+    gpus: Annotated[Optional[int], typer.Option(help="GPUs serving the simulator (= cost.gpus)")] = None,
+    gpu_price: Annotated[
+        Optional[float], typer.Option(help="$ per GPU-hour (default: the paper's A100 rate) (= cost.gpu_price)")
+    ] = None,
     api_price: Annotated[
-        Optional[float], typer.Option(help="search API $ per 1k queries (default: SerpAPI-like, the paper's rate)")
+        Optional[float],
+        typer.Option(help="search API $ per 1k queries (default: SerpAPI-like, the paper's rate) (= cost.api_price)"),
     ] = None,
     paper: Annotated[
-        bool, typer.Option("--paper", help="reproduce the paper's Table 8 arithmetic from its inputs")
-    ] = False,
+        Optional[bool],
+        typer.Option("--paper", help="reproduce the paper's Table 8 arithmetic from its inputs (= cost.paper)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ):
     """Search API cost vs simulator GPU cost of a training run (or of the paper's run, with --paper)."""
     from rich.console import Console
 
     from zerosearch.eval.cost import PAPER, PAPER_SOURCES, CostInputs, cost_report, run_counts
 
-    if paper:
-        if run or searches is not None or gpu_hours is not None:
-            raise UserError("--paper uses the paper's inputs: drop the run directory, --searches and --gpu-hours")
+    flags = {"cost.searches": searches, "cost.gpu_hours": gpu_hours, "cost.gpus": gpus, "cost.paper": paper}
+    c = load(config, set_, flags | {"cost.gpu_price": gpu_price, "cost.api_price": api_price}).cost
+    if c.paper:
+        if run:
+            raise UserError("cost.paper uses the paper's inputs: drop the run directory")
         report = cost_report(PAPER, PAPER_SOURCES)
     else:
         counts = run_counts(run) if run else None
-        if searches is None and counts is None:
+        if c.searches is None and counts is None:
             raise UserError("give a training run directory, or --searches (and --gpu-hours), or --paper")
+        gpu_hours = c.gpu_hours
         if gpu_hours is None:
             gpu_hours = counts["wall_seconds"] / 3600 if counts else 0.0
         defaults = CostInputs(searches=0)
         inputs = CostInputs(
-            searches=searches if searches is not None else counts["searches"],
-            api_price_per_1k=defaults.api_price_per_1k if api_price is None else api_price,
+            searches=c.searches if c.searches is not None else counts["searches"],
+            api_price_per_1k=defaults.api_price_per_1k if c.api_price is None else c.api_price,
             gpu_hours=gpu_hours,
-            gpu_count=gpus,
-            gpu_price_per_hour=defaults.gpu_price_per_hour if gpu_price is None else gpu_price,
+            gpu_count=c.gpus,
+            gpu_price_per_hour=defaults.gpu_price_per_hour if c.gpu_price is None else c.gpu_price,
         )
         report = cost_report(inputs, counts=counts)
     if as_json:
@@ -368,16 +411,23 @@ def cost(
 
 
 def chat(
-    model: Annotated[Optional[str], typer.Option(help="policy model spec (default smollm2-135m)")] = None,
+    model: Annotated[
+        Optional[str], typer.Option(help="policy model spec (default smollm2-135m) (= model.spec)")
+    ] = None,
     engine: Annotated[Optional[str], typer.Option(help=_ENGINE_HELP)] = None,
-    corpus: Annotated[Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus)")] = None,
+    corpus: Annotated[
+        Optional[str], typer.Option(help="corpus for bm25/dense (default mini-world:corpus) (= engine.corpus)")
+    ] = None,
     question: Annotated[Optional[str], typer.Option(help="ask this once and exit (default: interactive)")] = None,
     prompt: Annotated[
-        str, typer.Option(help="policy (the trained protocol) | agent (the prompted baseline)")
-    ] = "policy",
-    k: Annotated[Optional[int], typer.Option(help="documents per search")] = None,
-    max_turns: Annotated[Optional[int], typer.Option(help="search turns per question, then one answer turn")] = None,
-    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
+        Optional[str],
+        typer.Option(help="policy (the trained protocol) | agent (the prompted baseline) (= chat.prompt)"),
+    ] = None,
+    k: Annotated[Optional[int], typer.Option(help="documents per search (= engine.k)")] = None,
+    max_turns: Annotated[
+        Optional[int], typer.Option(help="search turns per question, then one answer turn (= rollout.max_turns)")
+    ] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0 = greedy (= chat.temperature)")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
 ):
@@ -389,11 +439,9 @@ def chat(
     from zerosearch.generation import make_generator
 
     templates = {"policy": prompts.policy_prompt, "agent": prompts.AGENT_PROMPT}
-    if prompt not in templates:
-        raise UserError(f"--prompt must be one of {', '.join(templates)}, got {prompt!r}")
-    if temperature < 0:
-        raise UserError(f"--temperature must be >= 0, got {temperature}")
-    cfg = _config(config, set_, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    flags = {"chat.prompt": prompt, "chat.temperature": temperature}
+    cfg = _config(config, set_, flags, model=model, engine=engine, corpus=corpus, k=k, max_turns=max_turns)
+    prompt, temperature = cfg.chat.prompt, cfg.chat.temperature
     cfg.rollout.temperature = temperature
     console = Console()
     generator = make_generator(cfg.model)

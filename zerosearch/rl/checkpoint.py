@@ -32,6 +32,14 @@ RESUME_MAY_CHANGE = {
     "save_every",
     "save_trajectories",
 }
+# Sections a training run reads; the others configure other commands (eval, demo, serve, ...) and may change.
+TRAINING_SECTIONS = ("model", "engine", "rollout", "curriculum", "rl")
+
+
+def _computes(key: str) -> bool:
+    """Whether a flattened config key changes what a resumed training run computes."""
+    section = key.split(".", 1)[0]
+    return key not in RESUME_MAY_CHANGE and ("." not in key or section in TRAINING_SECTIONS)
 
 
 def rng_state() -> dict:
@@ -113,7 +121,7 @@ def check_resume(run_dir: str | Path, cfg) -> None:
         raise ConfigError(f"--resume: {path}: {e}") from None
 
     old, new = _flat(saved), _flat(to_dict(cfg))
-    differ = [k for k in new if old.get(k) != new[k] and k not in RESUME_MAY_CHANGE]
+    differ = [k for k in new if old.get(k) != new[k] and _computes(k)]
     if differ:
         changes = ", ".join(f"{k} ({old.get(k)!r} -> {new[k]!r})" for k in differ)
         raise ConfigError(

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerosearch.errors import UserError
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 
 def register(app: typer.Typer) -> None:
@@ -16,12 +16,14 @@ def register(app: typer.Typer) -> None:
     def train(
         config: ConfigOption = None,
         set_: SetOption = None,
-        model: Annotated[Optional[str], typer.Option(help="policy model spec (alias, hub id, local dir)")] = None,
-        algo: Annotated[
-            Optional[str], typer.Option(help="an algorithm of rl/algos.py's registry (docs/training.md)")
+        model: Annotated[
+            Optional[str], typer.Option(help="policy model spec (alias, hub id, local dir) (= model.spec)")
         ] = None,
-        steps: Annotated[Optional[int], typer.Option(help="training steps")] = None,
-        out: Annotated[Optional[str], typer.Option(help="run directory")] = None,
+        algo: Annotated[
+            Optional[str], typer.Option(help="an algorithm of rl/algos.py's registry (docs/training.md) (= rl.algo)")
+        ] = None,
+        steps: Annotated[Optional[int], typer.Option(help="training steps (= rl.steps)")] = None,
+        out: Annotated[Optional[str], typer.Option(help="run directory (= out)")] = None,
         resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
         trainer: Annotated[
             str, typer.Option(help="ours (zerosearch/rl/trainer.py) | trl (TRL's GRPOTrainer with our rollout)")
@@ -63,29 +65,38 @@ def register(app: typer.Typer) -> None:
     def warmstart(
         config: ConfigOption = None,
         set_: SetOption = None,
-        model: Annotated[str, typer.Option(help="policy model spec to start from")] = "smollm2-135m",
-        out: Annotated[Path, typer.Option(help="new directory for the warm-started model")] = Path("runs/warm"),
+        model: Annotated[Optional[str], typer.Option(help="policy model spec to start from (= model.spec)")] = None,
+        out: Annotated[
+            Optional[Path], typer.Option(help="new directory for the warm-started model (= warmstart.out)")
+        ] = None,
         examples: Annotated[
-            int, typer.Option(help="oracle demonstrations (mini-world train, rejection-sampled on BM25)")
-        ] = 64,
-        steps: Annotated[int, typer.Option(help="SFT steps")] = 30,
-        lr: Annotated[float, typer.Option(help="SFT learning rate")] = 5e-5,
-        batch_size: Annotated[int, typer.Option(help="demonstrations per SFT step")] = 8,
+            Optional[int],
+            typer.Option(
+                help="oracle demonstrations (mini-world train, rejection-sampled on BM25) (= warmstart.examples)"
+            ),
+        ] = None,
+        steps: Annotated[Optional[int], typer.Option(help="SFT steps (= warmstart.steps)")] = None,
+        lr: Annotated[Optional[float], typer.Option(help="SFT learning rate (= warmstart.lr)")] = None,
+        batch_size: Annotated[
+            Optional[int], typer.Option(help="demonstrations per SFT step (= warmstart.batch_size)")
+        ] = None,
     ):
         """Optional, before RL (a departure from the paper): a short SFT on oracle search demonstrations, so that a
         small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe
         (zerosearch/recipes/tiny.yaml)."""
-        from zerosearch.config import TrainConfig, load_config
         from zerosearch.rl.warmstart import warm_start
 
-        cfg = load_config(TrainConfig, config or "tiny", set_)
+        flags = {"model.spec": model, "warmstart.out": out and str(out), "warmstart.examples": examples}
+        flags |= {"warmstart.steps": steps, "warmstart.lr": lr, "warmstart.batch_size": batch_size}
+        cfg = load(config, set_, flags, recipe="tiny")
+        w = cfg.warmstart
         path = warm_start(
-            model,
-            out,
-            n_examples=examples,
-            steps=steps,
-            lr=lr,
-            batch_size=batch_size,
+            cfg.model.spec,
+            Path(w.out),
+            n_examples=w.examples,
+            steps=w.steps,
+            lr=w.lr,
+            batch_size=w.batch_size,
             k=cfg.engine.k,
             seed=cfg.seed,
             rollout_cfg=cfg.rollout,
@@ -95,32 +106,41 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")
 
     @app.command()
-    def plot(run_dir: Annotated[Path, typer.Argument(help="a training run directory (holds metrics.jsonl)")]):
+    def plot(
+        run_dir: Annotated[Path, typer.Argument(help="a training run directory (holds metrics.jsonl)")],
+        config: ConfigOption = None,
+        set_: SetOption = None,
+    ):
         """Write PNG training curves (reward, F1/EM, searches, KL, entropy, ...) into RUN_DIR/plots/."""
         from zerosearch.rl.plot import plot_run
 
+        load(config, set_)  # nothing to configure here, but a bad recipe or --set is still an error
         for path in plot_run(run_dir):
             typer.echo(str(path))
 
     @app.command()
     def demo(
-        out: Annotated[Path, typer.Option(help="where the demo writes its run, evaluations and plots")] = Path(
-            "runs/demo"
-        ),
-        steps: Annotated[int, typer.Option(help="RL steps")] = 0,
-        n_eval: Annotated[int, typer.Option(help="held-out questions evaluated before and after")] = 0,
-        model: Annotated[str, typer.Option(help="policy model")] = "smollm2-135m",
+        out: Annotated[
+            Optional[Path], typer.Option(help="where the demo writes its run, evaluations and plots (= demo.out)")
+        ] = None,
+        steps: Annotated[Optional[int], typer.Option(help="RL steps (= demo.steps)")] = None,
+        n_eval: Annotated[
+            Optional[int], typer.Option(help="held-out questions evaluated before and after (= demo.n_eval)")
+        ] = None,
+        model: Annotated[Optional[str], typer.Option(help="policy model (= model.spec)")] = None,
         warm_steps: Annotated[
             Optional[int],
             typer.Option(
-                help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper; default 8)"
+                help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper) "
+                "(= demo.warm_steps)"
             ),
         ] = None,
+        config: ConfigOption = None,
+        set_: SetOption = None,
     ):
         """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the
-        simulator, evaluate again."""
-        from zerosearch.rl.demo import run_demo
+        simulator, evaluate again (default recipe: tiny; the demo's sizes are its `demo` section)."""
+        from zerosearch.rl.demo import RECIPE, run_demo
 
-        if steps < 0 or n_eval < 0 or (warm_steps or 0) < 0:
-            raise UserError("--steps, --n-eval and --warm-steps must be >= 0")
-        run_demo(out, steps=steps or None, n_eval=n_eval or None, model=model, warm_steps=warm_steps)
+        flags = {"demo.out": out and str(out), "demo.steps": steps, "demo.n_eval": n_eval, "model.spec": model}
+        run_demo(load(config, set_, flags | {"demo.warm_steps": warm_steps}, recipe=RECIPE))

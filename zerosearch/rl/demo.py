@@ -18,13 +18,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from zerosearch.config import TrainConfig, load_config
+from zerosearch.config import TrainConfig
 
-CONFIG = "tiny"  # zerosearch/recipes/tiny.yaml
-# Sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token trajectory costs
-# seconds on a CPU, so every stage is small. RL steps use 2 questions x 4 samples instead of tiny.yaml's 4 x 4.
-DEFAULT_STEPS, DEFAULT_EVAL, DEMO_PROMPTS_PER_STEP = 3, 20, 2
-WARM_EXAMPLES, DEFAULT_WARM_STEPS, WARM_BATCH, WARM_LR = 32, 8, 4, 1e-4
+RECIPE = "tiny"  # zerosearch/recipes/tiny.yaml; the demo's own sizes are its section (config.DemoConfig)
 
 
 def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("policy",)) -> dict[str, list[dict]]:
@@ -39,15 +35,9 @@ def evaluate_model(spec: str, examples, cfg: TrainConfig, engine, methods=("poli
     }
 
 
-def run_demo(
-    out: Path,
-    steps: int | None = None,
-    n_eval: int | None = None,
-    model: str = "smollm2-135m",
-    warm_steps: int | None = None,
-) -> dict:
-    """`warm_steps` 0 skips the warm start (RL from the untrained model, as in the paper); None = the default."""
-    warm_steps = DEFAULT_WARM_STEPS if warm_steps is None else warm_steps
+def run_demo(cfg: TrainConfig) -> dict:
+    """The demo of a root config: its `demo` section sizes every stage (demo.warm_steps 0 skips the warm start:
+    RL from the untrained model, as in the paper)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -65,21 +55,14 @@ def run_demo(
 
     console = Console()
     start = time.perf_counter()
-    out = Path(out)
-    cfg = load_config(
-        TrainConfig,
-        CONFIG,
-        flags={
-            "model.spec": model,
-            "rl.steps": steps or DEFAULT_STEPS,
-            "out": str(out / "run"),
-            "rl.prompts_per_step": DEMO_PROMPTS_PER_STEP,
-        },
-    )
+    demo, model = cfg.demo, cfg.model.spec
+    out = Path(demo.out)
+    rl = dataclasses.replace(cfg.rl, steps=demo.steps, prompts_per_step=demo.prompts_per_step)
+    cfg = dataclasses.replace(cfg, rl=rl, out=str(out / "run"))
 
     console.rule("1. mini-world")
     train_qs = load_questions(cfg.data, seed=cfg.seed)
-    test_qs = load_questions(cfg.eval_data, limit=n_eval or DEFAULT_EVAL, seed=cfg.seed)
+    test_qs = load_questions(cfg.eval_data, limit=demo.n_eval, seed=cfg.seed)
     console.print(f"{len(train_qs)} training questions; {len(test_qs)} held-out questions evaluated")
 
     console.rule("2. untrained policy vs BM25")
@@ -88,17 +71,19 @@ def run_demo(
     before = baseline["policy"]
 
     records = {"rag-bm25": baseline["rag"], "untrained": before}
-    if warm_steps:
-        console.rule(f"3. warm start: SFT on {WARM_EXAMPLES} oracle search demonstrations, {warm_steps} steps")
+    if demo.warm_steps:
+        console.rule(
+            f"3. warm start: SFT on {demo.warm_examples} oracle search demonstrations, {demo.warm_steps} steps"
+        )
         warm_dir = out / "warm"
         if not (warm_dir / "config.json").exists():  # a rerun of the demo reuses it
             warm_start(
                 model,
                 warm_dir,
-                n_examples=WARM_EXAMPLES,
-                steps=warm_steps,
-                lr=WARM_LR,
-                batch_size=WARM_BATCH,
+                n_examples=demo.warm_examples,
+                steps=demo.warm_steps,
+                lr=demo.warm_lr,
+                batch_size=demo.warm_batch,
                 k=cfg.engine.k,
                 seed=cfg.seed,
                 rollout_cfg=cfg.rollout,

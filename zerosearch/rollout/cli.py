@@ -8,38 +8,49 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def rollout(
-        model: Annotated[Optional[str], typer.Option(help="policy model spec: alias, hub id or local dir")] = None,
-        engine: Annotated[Optional[str], typer.Option(help="simulator | bm25 | dense | web | remote | mixed")] = None,
-        data: Annotated[str, typer.Option(help="questions: a file, or mini-world:train|test")] = "mini-world:test",
-        n: Annotated[int, typer.Option(help="questions to roll out")] = 8,
-        samples: Annotated[int, typer.Option(help="trajectories per question")] = 1,
-        p_noisy: Annotated[float, typer.Option(help="probability that a search returns noisy documents")] = 0.0,
-        seed: Annotated[int, typer.Option(help="seed of sampling, question choice and useful/noisy draws")] = 0,
-        greedy: Annotated[bool, typer.Option(help="greedy decoding instead of rollout.temperature")] = False,
-        out: Annotated[Path, typer.Option(help="trajectories jsonl")] = Path("trajectories.jsonl"),
+        model: Annotated[
+            Optional[str], typer.Option(help="policy model spec: alias, hub id or local dir (= model.spec)")
+        ] = None,
+        engine: Annotated[
+            Optional[str], typer.Option(help="simulator | bm25 | dense | web | remote | mixed (= engine.name)")
+        ] = None,
+        data: Annotated[
+            Optional[str], typer.Option(help="questions: a file, or mini-world:train|test (= rollouts.data)")
+        ] = None,
+        n: Annotated[Optional[int], typer.Option(help="questions to roll out (= rollouts.n)")] = None,
+        samples: Annotated[Optional[int], typer.Option(help="trajectories per question (= rollouts.samples)")] = None,
+        p_noisy: Annotated[
+            Optional[float], typer.Option(help="probability that a search returns noisy documents (= rollouts.p_noisy)")
+        ] = None,
+        seed: Annotated[
+            Optional[int],
+            typer.Option(help="seed of sampling, question choice and useful/noisy draws (= rollouts.seed)"),
+        ] = None,
+        greedy: Annotated[
+            Optional[bool], typer.Option(help="greedy decoding instead of rollout.temperature (= rollouts.greedy)")
+        ] = None,
+        out: Annotated[Optional[Path], typer.Option(help="trajectories jsonl (= rollouts.out)")] = None,
         config: ConfigOption = None,
         set_: SetOption = None,
     ):
         """Roll the policy out against a search engine and write the trajectories (token ids, loss masks, text)."""
-        from zerosearch.config import TrainConfig, load_config
         from zerosearch.data import load_questions
         from zerosearch.engines import make_engine
-        from zerosearch.errors import UserError
         from zerosearch.generation import make_generator
         from zerosearch.rollout import run_rollouts, write_jsonl
 
-        if n <= 0 or samples <= 0:
-            raise UserError(f"--n and --samples must be > 0, got {n} and {samples}")
-        if not 0.0 <= p_noisy <= 1.0:
-            raise UserError(f"--p-noisy must be in [0, 1], got {p_noisy}")
-        cfg = load_config(TrainConfig, config, set_, {"model.spec": model, "engine.name": engine})
-        examples = load_questions(data, limit=n, seed=seed)
+        flags = {"model.spec": model, "engine.name": engine, "rollouts.data": data, "rollouts.n": n}
+        flags |= {"rollouts.samples": samples, "rollouts.p_noisy": p_noisy, "rollouts.seed": seed}
+        cfg = load(config, set_, flags | {"rollouts.greedy": greedy, "rollouts.out": out and str(out)})
+        r = cfg.rollouts
+        seed, out = r.seed, Path(r.out)
+        examples = load_questions(r.data, limit=r.n, seed=seed)
         policy = make_generator(cfg.model)
         # A simulator of the same spec shares the policy's weights instead of loading them twice.
         same = cfg.engine.simulator_model == cfg.model.spec and cfg.model.backend == "hf"
@@ -49,10 +60,10 @@ def register(app: typer.Typer) -> None:
             searcher,
             examples,
             cfg.rollout,
-            p_noisy=p_noisy,
+            p_noisy=r.p_noisy,
             seed=seed,
-            n=samples,
-            greedy=greedy,
+            n=r.samples,
+            greedy=r.greedy,
             k=cfg.engine.k,
             reward=cfg.rl.reward,
             format_bonus=cfg.rl.format_reward,
@@ -72,12 +83,15 @@ def register(app: typer.Typer) -> None:
     def view(
         trajectories: Annotated[Path, typer.Argument(help="a trajectories jsonl written by `zerosearch rollout`")],
         out: Annotated[Optional[Path], typer.Option(help="HTML file (default: next to the jsonl)")] = None,
+        config: ConfigOption = None,
+        set_: SetOption = None,
     ):
         """Write a self-contained HTML page showing every trajectory."""
         from zerosearch.errors import UserError
         from zerosearch.rollout.trajectory import read_jsonl
         from zerosearch.rollout.view import render_html
 
+        load(config, set_)  # nothing to configure here, but a bad recipe or --set is still an error
         if not trajectories.is_file():
             raise UserError(f"no such file: {trajectories}")
         try:

@@ -6,56 +6,87 @@ from typing import Annotated, Optional
 
 import typer
 
-from zerosearch.options import ConfigOption, SetOption
+from zerosearch.options import ConfigOption, SetOption, load
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        engine: Annotated[Optional[str], typer.Option(help="bm25 | dense | simulator | web | remote | mixed")] = None,
-        corpus: Annotated[Optional[str], typer.Option(help="corpus jsonl for bm25/dense, or mini-world:corpus")] = None,
-        model: Annotated[Optional[str], typer.Option(help="simulator model spec")] = None,
-        prompt: Annotated[Optional[str], typer.Option(help="simulator prompt: sft | fewshot")] = None,
+        engine: Annotated[
+            Optional[str], typer.Option(help="bm25 | dense | simulator | web | remote | mixed (= engine.name)")
+        ] = None,
+        corpus: Annotated[
+            Optional[str], typer.Option(help="corpus jsonl for bm25/dense, or mini-world:corpus (= engine.corpus)")
+        ] = None,
+        model: Annotated[Optional[str], typer.Option(help="simulator model spec (= engine.simulator_model)")] = None,
+        prompt: Annotated[
+            Optional[str], typer.Option(help="simulator prompt: sft | fewshot (= engine.simulator_prompt)")
+        ] = None,
         host: Annotated[
-            str, typer.Option(help="interface to bind (0.0.0.0 exposes the server to the network)")
-        ] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="port")] = 8000,
+            Optional[str],
+            typer.Option(help="interface to bind (0.0.0.0 exposes the server to the network) (= serve.host)"),
+        ] = None,
+        port: Annotated[Optional[int], typer.Option(help="port (= serve.port)")] = None,
         token: Annotated[
             Optional[str],
             typer.Option(
                 envvar="ZEROSEARCH_SERVER_TOKEN",
-                help="require `Authorization: Bearer TOKEN` on every route but /health",
+                help="require `Authorization: Bearer TOKEN` on every route but /health (a secret: not a config field)",
             ),
         ] = None,
-        max_batch: Annotated[int, typer.Option(help="most queries in one engine call")] = 64,
+        max_batch: Annotated[
+            Optional[int], typer.Option(help="most queries in one engine call (= serve.max_batch)")
+        ] = None,
         max_wait_ms: Annotated[
-            float,
+            Optional[float],
             typer.Option(
                 help="extra wait for more requests before an engine call "
-                "(0: batch what queued while the engine was busy)"
+                "(0: batch what queued while the engine was busy) (= serve.max_wait_ms)"
             ),
-        ] = 0.0,
-        max_queue: Annotated[int, typer.Option(help="queries waiting beyond this get 503 + Retry-After")] = 16384,
+        ] = None,
+        max_queue: Annotated[
+            Optional[int], typer.Option(help="queries waiting beyond this get 503 + Retry-After (= serve.max_queue)")
+        ] = None,
         batch_timeout_s: Annotated[
-            float, typer.Option(help="deadline of a batch, retries included; its requests then get 504 (0: none)")
-        ] = 600.0,
-        max_queries: Annotated[int, typer.Option(help="most queries in one HTTP request")] = 4096,
-        max_query_chars: Annotated[int, typer.Option(help="longer queries are cut to this many characters")] = 4096,
-        max_k: Annotated[int, typer.Option(help="most documents a request may ask for")] = 100,
-        max_body_mb: Annotated[float, typer.Option(help="largest request body in MiB")] = 16.0,
+            Optional[float],
+            typer.Option(
+                help="deadline of a batch, retries included; its requests then get 504 (0: none) "
+                "(= serve.batch_timeout_s)"
+            ),
+        ] = None,
+        max_queries: Annotated[
+            Optional[int], typer.Option(help="most queries in one HTTP request (= serve.max_queries)")
+        ] = None,
+        max_query_chars: Annotated[
+            Optional[int], typer.Option(help="longer queries are cut to this many characters (= serve.max_query_chars)")
+        ] = None,
+        max_k: Annotated[
+            Optional[int], typer.Option(help="most documents a request may ask for (= serve.max_k)")
+        ] = None,
+        max_body_mb: Annotated[
+            Optional[float], typer.Option(help="largest request body in MiB (= serve.max_body_mb)")
+        ] = None,
         retrieve_topk: Annotated[
-            int, typer.Option(help="/retrieve: documents when the request gives no topk (Search-R1's default: 3)")
-        ] = 3,
+            Optional[int],
+            typer.Option(
+                help="/retrieve: documents when the request gives no topk (Search-R1's default: 3) "
+                "(= serve.retrieve_topk)"
+            ),
+        ] = None,
         curriculum: Annotated[
-            bool,
+            Optional[bool],
             typer.Option(
                 help="draw useful/noisy per query with p of Eq. 1 (the recipe's curriculum section) when a request "
-                "fixes no mode; the trainer reports its step with POST /curriculum"
+                "fixes no mode; the trainer reports its step with POST /curriculum (= serve.curriculum)"
             ),
-        ] = False,
-        steps: Annotated[Optional[int], typer.Option(help="--curriculum: training steps m (default: rl.steps)")] = None,
-        seed: Annotated[Optional[int], typer.Option(help="--curriculum: seed of the draws (default: seed)")] = None,
-        access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+        ] = None,
+        steps: Annotated[
+            Optional[int], typer.Option(help="--curriculum: training steps m (default: rl.steps) (= serve.steps)")
+        ] = None,
+        seed: Annotated[
+            Optional[int], typer.Option(help="--curriculum: seed of the draws (default: seed) (= serve.seed)")
+        ] = None,
+        access_log: Annotated[Optional[bool], typer.Option(help="log every request (= serve.access_log)")] = None,
         config: ConfigOption = None,
         set_: SetOption = None,
     ):
@@ -65,39 +96,44 @@ def register(app: typer.Typer) -> None:
 
         import uvicorn
 
-        from zerosearch.config import TrainConfig, load_config
         from zerosearch.engines import make_engine
-        from zerosearch.errors import UserError
         from zerosearch.serve.app import Curriculum, Limits, create_app
 
-        for name, value in (("--max-batch", max_batch), ("--max-queue", max_queue), ("--steps", steps)):
-            if value is not None and value < 1:
-                raise UserError(f"{name} must be >= 1, got {value}")
-        for name, value in (("--max-wait-ms", max_wait_ms), ("--batch-timeout-s", batch_timeout_s)):
-            if value < 0:
-                raise UserError(f"{name} must be >= 0, got {value}")
-        if max_body_mb <= 0:
-            raise UserError(f"--max-body-mb must be > 0, got {max_body_mb}")
-        flags = {"name": engine or ("bm25" if corpus else None), "corpus": corpus}
-        flags |= {"simulator_model": model, "simulator_prompt": prompt}
-        cfg = load_config(TrainConfig, config, set_, {f"engine.{k}": v for k, v in flags.items()})
+        flags = {"engine.name": engine or ("bm25" if corpus else None), "engine.corpus": corpus}
+        flags |= {"engine.simulator_model": model, "engine.simulator_prompt": prompt}
+        given = dict(
+            host=host,
+            port=port,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            batch_timeout_s=batch_timeout_s,
+            max_queries=max_queries,
+            max_query_chars=max_query_chars,
+            max_k=max_k,
+            max_body_mb=max_body_mb,
+            retrieve_topk=retrieve_topk,
+            curriculum=curriculum,
+            steps=steps,
+            seed=seed,
+            access_log=access_log,
+        )
+        cfg = load(config, set_, flags | {f"serve.{k}": v for k, v in given.items()})
+        s = cfg.serve
         # Limits and the curriculum are checked before the engine loads (a simulator can take minutes).
         limits = Limits(
-            max_queries=max_queries,
-            max_k=max_k,
-            max_query_chars=max_query_chars,
-            max_body_bytes=int(max_body_mb * (1 << 20)),
+            max_queries=s.max_queries,
+            max_k=s.max_k,
+            max_query_chars=s.max_query_chars,
+            max_body_bytes=int(s.max_body_mb * (1 << 20)),
             default_k=cfg.engine.k,
-            retrieve_default_k=retrieve_topk,
+            retrieve_default_k=s.retrieve_topk,
         )
         schedule = None
-        if curriculum:
+        if s.curriculum:
             c = cfg.curriculum
-            schedule = Curriculum(
-                steps or cfg.rl.steps, c.schedule, c.p_start, c.p_end, c.base, cfg.seed if seed is None else seed
-            )
-        elif steps is not None or seed is not None:
-            raise UserError("--steps and --seed set the server's curriculum: add --curriculum")
+            seed = cfg.seed if s.seed is None else s.seed
+            schedule = Curriculum(s.steps or cfg.rl.steps, c.schedule, c.p_start, c.p_end, c.base, seed)
         searcher = make_engine(cfg.engine)
         if schedule and not searcher.conditioned:
             typer.secho(
@@ -108,13 +144,14 @@ def register(app: typer.Typer) -> None:
         app = create_app(
             searcher,
             token=token,
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            max_queue=max_queue,
-            timeout_s=batch_timeout_s or None,
+            max_batch=s.max_batch,
+            max_wait_ms=s.max_wait_ms,
+            max_queue=s.max_queue,
+            timeout_s=s.batch_timeout_s or None,
             limits=limits,
             curriculum=schedule,
         )
+        host = s.host
         if host not in ("127.0.0.1", "localhost", "::1") and not token:
             typer.secho(
                 f"warning: serving on {host} without --token: anyone who can reach it can query it",
@@ -123,5 +160,5 @@ def register(app: typer.Typer) -> None:
             )
         # Engine errors go to this log (with the id their 500 carries); httpx's INFO lines would name every URL.
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        typer.echo(f"serving {cfg.engine.name} on http://{host}:{port}", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        typer.echo(f"serving {cfg.engine.name} on http://{host}:{s.port}", err=True)
+        uvicorn.run(app, host=host, port=s.port, log_level="info", access_log=s.access_log)

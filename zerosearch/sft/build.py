@@ -6,8 +6,9 @@ SFT simulator prompt of the labelled mode as the user message (what `SimulatorEn
 a single `messages` list: TRL then puts the loss on the assistant turn for any chat template, whereas
 `assistant_only_loss` needs `{% generation %}` markers that most templates (SmolLM2's included) lack.
 
-Documents are cut to `max_doc_words` words (the prompt asks for "about 30 words"); a useful example whose
-gold answer only occurred in the cut-off part would teach the model to omit the answer, so it is dropped.
+Documents are cut to `max_doc_words` words, at a sentence end where there is one (the prompt asks for "about 30
+words"); a useful example whose gold answer only occurred in the cut-off part would teach the model to omit the
+answer, so it is dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from zerosearch.rewards import normalize_answer
 from zerosearch.sft.judge import LABELS, contains_answer, documents_text
 
 
+def cut(text: str, max_words: int) -> str:
+    """At most `max_words` words, ending at the last sentence end among them when that keeps at least half:
+    a document that stops mid-sentence teaches the model to ramble on rather than start the next document."""
+    words = text.split()
+    if len(words) <= max_words:
+        return " ".join(words)
+    ends = [i for i, w in enumerate(words[:max_words]) if w.endswith((".", "!", "?")) and i + 1 >= max_words / 2]
+    return " ".join(words[: ends[-1] + 1 if ends else max_words])
+
+
 def render_documents(documents: list[dict], k: int, max_doc_words: int) -> list[dict]:
     """The first k documents, titles folded into the text (the simulator writes `Doc i: text`), cut to length."""
     out = []
@@ -28,9 +39,8 @@ def render_documents(documents: list[dict], k: int, max_doc_words: int) -> list[
         text, title = (d.get("text") or "").strip(), (d.get("title") or "").strip()
         if title and not text.lower().startswith(title.lower()):
             text = f"{title}: {text}"
-        words = text.split()
-        if words:
-            out.append({"text": " ".join(words[:max_doc_words])})
+        if text:
+            out.append({"text": cut(text, max_doc_words)})
     return out
 
 
@@ -50,6 +60,24 @@ def example(record: dict, documents: list[dict]) -> dict:
     }
 
 
+def split_by_document(record: dict, k: int) -> list[dict]:
+    """Both modes from one query's documents, judged one by one: `useful` = the documents that hold a gold answer,
+    then the next ones up to k; `noisy` = the first k that do not (when there are k). Collect more than k.
+
+    The record-level label says whether *the query's* results hold the answer; a sub-question's results (the
+    first hop of a two-hop question) then come out noisy while they answer the query itself, and teach the
+    noisy mode to answer the query. Paired examples of one query teach exactly the difference: the answer."""
+    if not (record.get("query") or "").strip() or not record.get("documents"):
+        return [record]
+    has = [contains_answer(documents_text([d]), record["golden_answers"]) for d in record["documents"]]
+    hits = [d for d, h in zip(record["documents"], has) if h]
+    misses = [d for d, h in zip(record["documents"], has) if not h]
+    out = [record | {"label": "useful", "documents": (hits + misses)[:k]}] if hits else []
+    if len(misses) >= k:
+        out.append(record | {"label": "noisy", "documents": misses[:k]})
+    return out
+
+
 def build(
     records: list[dict],
     *,
@@ -58,11 +86,15 @@ def build(
     balance: float = 1.0,
     val_fraction: float = 0.1,
     seed: int = 0,
+    per_document: bool = False,
 ) -> tuple[list[dict], list[dict], dict]:
-    """(train, validation, stats). `balance` caps the majority mode at `balance` × the minority (0 = off).
+    """(train, validation, stats). `balance` caps the majority mode at `balance` × the minority (0 = off);
+    `per_document` labels documents, not interactions (`split_by_document`).
 
     The split is by question, so validation questions (used by `sft grade`) are never seen in training.
     """
+    if per_document:
+        records = [x for r in records for x in split_by_document(r, k)]
     dropped: Counter = Counter()
     seen: set = set()
     by_mode: dict[str, list[dict]] = {m: [] for m in LABELS}
@@ -133,6 +165,7 @@ def build(
         "k": k,
         "max_doc_words": max_doc_words,
         "balance": balance,
+        "per_document": per_document,
         "seed": seed,
     }
     return train, val, stats

@@ -95,7 +95,8 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         max_length=cfg.max_length,
         completion_only_loss=True,
         logging_steps=max(1, min(10, cfg.steps // 10)),
-        save_steps=cfg.save_every,
+        save_strategy="steps" if cfg.save_every else "no",
+        save_steps=max(cfg.save_every, 1),  # unused when save_every = 0
         save_total_limit=2,
         eval_strategy="steps" if has_val and cfg.eval_every else "no",
         eval_steps=cfg.eval_every or None,

@@ -3,10 +3,11 @@
 The `zerosearch sft` stages, run end to end at toy scale:
 
 1. collect: every oracle query of `mini-world:train` (the question and each hop's sub-question) against BM25
-   over `mini-world:corpus`, the top k documents kept. No policy model is needed: the oracle queries are the
+   over `mini-world:corpus`, the top 3k documents kept. No policy model is needed: the oracle queries are the
    ones a good searcher sends, and the mini-world has them;
-2. judge: the rule judge (documents holding a gold answer are useful, the others noisy);
-3. build: SFT chat pairs in the released simulators' exact prompt format, modes balanced;
+2. judge: the rule judge, document by document: does it hold a gold answer;
+3. build: SFT chat pairs in the released simulators' exact prompt format, both modes from each query (useful =
+   its documents that hold the answer, then the next ones; noisy = its documents that do not), balanced;
 4. fine-tune: TRL's SFTTrainer (`sft train`), the top blocks of `smollm2-135m`;
 5. grade: the report card on the oracle queries of `mini-world:test` (questions never trained on, sharing no
    fact with training), decoded as the tiny recipe trains against it; `report.json` beside the model.
@@ -103,14 +104,15 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
         start = now
 
     log("1/5 collect: oracle queries of mini-world:train and mini-world:test, BM25 over mini-world:corpus")
-    train_records = interactions("train", cfg.k, data / "train.interactions.jsonl")
-    test_records = interactions("test", cfg.k, data / "test.interactions.jsonl")
+    # 3k documents per query, so that most queries have k without the answer: a noisy example beside the useful one
+    train_records = interactions("train", 3 * cfg.k, data / "train.interactions.jsonl")
+    test_records = interactions("test", 3 * cfg.k, data / "test.interactions.jsonl")
     stage("collect_and_judge")
     useful = sum(r["label"] == "useful" for r in train_records)
-    log(f"2/5 judge (rule): {useful} useful, {len(train_records) - useful} noisy of {len(train_records)} train queries")
+    log(f"2/5 judge (rule): the results of {useful} of {len(train_records)} train queries hold the answer")
 
     shape = dict(k=cfg.k, max_doc_words=cfg.max_doc_words, val_fraction=0.0, seed=cfg.seed)
-    train, _, train_stats = build_examples(train_records, balance=1.0, **shape)
+    train, _, train_stats = build_examples(train_records, balance=1.0, per_document=True, **shape)
     train = train[: cfg.steps * cfg.batch_size]  # each example is trained on once: no more are needed
     heldout, _, heldout_stats = build_examples(test_records, balance=0.0, **shape)
     _write_jsonl(data / "train.jsonl", train)
@@ -129,12 +131,12 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
         batch_size=cfg.batch_size,
         max_length=cfg.max_length,
         train_layers=cfg.train_layers,
-        save_every=cfg.steps,
+        save_every=0,  # minutes of training: a rerun starts over rather than write 1 GB of optimizer state
         eval_every=0,
         seed=cfg.seed,
     )
     train_stats_sft = finetune(sft, progress=False, log=lambda line: log(f"4/5 fine-tune: {line}"))
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # optimizer state: 1.6 GB that nothing resumes from
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # empty (save_every=0): the Trainer's output_dir
     stage("fine_tune")
 
     items = load_items(data / "heldout.jsonl", cfg.grade_queries)

@@ -54,3 +54,14 @@ def test_the_paper_recipe_evaluates_on_its_test_sets():
 def test_missing_file_is_a_clear_error():
     with pytest.raises(ConfigError, match="not found"):
         load_config(TrainConfig, "no/such.yaml")
+
+
+def test_tests_never_write_into_the_users_cache():
+    import os
+    from pathlib import Path
+
+    from zerosearch.config import cache_dir
+
+    assert cache_dir() == Path(os.environ["ZEROSEARCH_CACHE"])
+    assert Path(os.environ["ZEROSEARCH_CACHE"]).name.startswith("zerosearch-test-cache-")
+    assert Path.home() / ".cache" not in cache_dir().parents

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import click
@@ -84,6 +85,33 @@ def generate(
     text = prompt if cfg.generate.raw else chat_prompt(gen.tokenizer, prompt)
     out = gen.generate([text], max_new_tokens=cfg.generate.max_new_tokens, temperature=cfg.generate.temperature, seed=0)
     print(out[0].text.strip())
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Optional[Path], typer.Option(help="where the demo writes its run, evaluations and plots (= demo.out)")
+    ] = None,
+    steps: Annotated[Optional[int], typer.Option(help="RL steps (= demo.steps)")] = None,
+    n_eval: Annotated[
+        Optional[int], typer.Option(help="held-out questions evaluated before and after (= demo.n_eval)")
+    ] = None,
+    model: Annotated[Optional[str], typer.Option(help="policy model (= model.spec)")] = None,
+    warm_steps: Annotated[
+        Optional[int],
+        typer.Option(
+            help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper) (= demo.warm_steps)"
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+):
+    """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the
+    simulator, evaluate again (default recipe: tiny; the demo's sizes are its `demo` section)."""
+    from zerosearch.demo import RECIPE, run_demo
+
+    flags = {"demo.out": out and str(out), "demo.steps": steps, "demo.n_eval": n_eval, "model.spec": model}
+    run_demo(load(config, set_, flags | {"demo.warm_steps": warm_steps}, recipe=RECIPE))
 
 
 # Each stage's package exposes `register(app)`; the import stays light (heavy imports live inside commands).

@@ -117,30 +117,3 @@ def register(app: typer.Typer) -> None:
         load(config, set_)  # nothing to configure here, but a bad recipe or --set is still an error
         for path in plot_run(run_dir):
             typer.echo(str(path))
-
-    @app.command()
-    def demo(
-        out: Annotated[
-            Optional[Path], typer.Option(help="where the demo writes its run, evaluations and plots (= demo.out)")
-        ] = None,
-        steps: Annotated[Optional[int], typer.Option(help="RL steps (= demo.steps)")] = None,
-        n_eval: Annotated[
-            Optional[int], typer.Option(help="held-out questions evaluated before and after (= demo.n_eval)")
-        ] = None,
-        model: Annotated[Optional[str], typer.Option(help="policy model (= model.spec)")] = None,
-        warm_steps: Annotated[
-            Optional[int],
-            typer.Option(
-                help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper) "
-                "(= demo.warm_steps)"
-            ),
-        ] = None,
-        config: ConfigOption = None,
-        set_: SetOption = None,
-    ):
-        """The whole loop at toy scale, offline on a CPU: mini-world, evaluate, warm start, train with the
-        simulator, evaluate again (default recipe: tiny; the demo's sizes are its `demo` section)."""
-        from zerosearch.rl.demo import RECIPE, run_demo
-
-        flags = {"demo.out": out and str(out), "demo.steps": steps, "demo.n_eval": n_eval, "model.spec": model}
-        run_demo(load(config, set_, flags | {"demo.warm_steps": warm_steps}, recipe=RECIPE))

@@ -25,8 +25,7 @@ from zerosearch import prompts
 from zerosearch.config import EngineConfig, RLConfig, RolloutConfig
 from zerosearch.data.formats import QAExample
 from zerosearch.errors import UserError
-from zerosearch.generation.base import Completion, Generator, chat_prompt
-from zerosearch.generation.hf import encode_text
+from zerosearch.generation.base import Completion, Generator, chat_prompt, encode_text
 from zerosearch.rewards import normalize_answer
 
 

@@ -20,7 +20,7 @@ def test_defaults_yaml_set_and_flags_layer_in_order(tmp_path):
         ("rl.steps=0", "rl.steps"),
         ("curriculum.p_end=2", "curriculum.p_end"),
         ("eval.n_boot=0", "eval.n_boot"),
-        ("demo.warm_steps=-1", "demo.warm_steps"),
+        ("demo.n_eval=0", "demo.n_eval"),
         ("rollouts.p_noisy=2", "rollouts.p_noisy"),
         ("chat.prompt=react", "chat.prompt"),
         ("world.nope=1", "world.nope"),
@@ -65,3 +65,12 @@ def test_tests_never_write_into_the_users_cache():
     assert cache_dir() == Path(os.environ["ZEROSEARCH_CACHE"])
     assert Path(os.environ["ZEROSEARCH_CACHE"]).name.startswith("zerosearch-test-cache-")
     assert Path.home() / ".cache" not in cache_dir().parents
+
+
+def test_yaml_words_like_off_stay_strings_and_booleans_still_parse(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("on_collapse: off\nprogress: false\n")
+    cfg = load_config(TrainConfig, path)
+    assert cfg.on_collapse == "off" and cfg.progress is False
+    cfg = load_config(TrainConfig, None, ["on_collapse=off", "progress=no", "demo.warm_start=true"])
+    assert cfg.on_collapse == "off" and cfg.progress is False and cfg.demo.warm_start is True

@@ -189,3 +189,12 @@ def test_a_simulator_server_that_is_down_is_an_engine_error_that_the_rollout_sur
     examples = [QAExample("a", "Where is Paris", ["France"])]
     (t,) = run_rollouts(policy, engine, examples, RolloutConfig(search_retries=0))
     assert t.stop_reason == "search_error"
+
+
+def test_noisy_requests_ban_the_gold_answers_and_useful_ones_do_not():
+    from zerosearch.engines.simulator import banned_strings
+
+    useful = SearchRequest(query="q", k=3, question="Q", answers=["New york", " "], mode="useful")
+    noisy = SearchRequest(query="q", k=3, question="Q", answers=["New york", " "], mode="noisy")
+    assert banned_strings(useful) == []
+    assert set(banned_strings(noisy)) == {"New york", "new york", "New York"}

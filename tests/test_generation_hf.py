@@ -115,3 +115,14 @@ def test_empty_prompt_is_refused_and_zero_tokens_is_empty(gen):
         gen.generate([[]], max_new_tokens=3)
     out = gen.generate(["hi"], max_new_tokens=0)[0]
     assert out.token_ids == [] and out.text == ""
+
+
+def test_banned_strings_are_never_spelled_and_bans_are_per_prompt(gen):
+    free = gen.generate(PROMPTS, max_new_tokens=12, temperature=0)
+    # Ban, for the first prompt only, the word its unconstrained greedy completion spells first.
+    word = gen.tokenizer.decode(free[0].token_ids[:2]).strip()
+    assert word
+    banned = gen.generate(PROMPTS, max_new_tokens=12, temperature=0, banned=[[word], [], []])
+    assert word not in banned[0].text
+    assert banned[0].token_ids != free[0].token_ids
+    assert [c.token_ids for c in banned[1:]] == [c.token_ids for c in free[1:]]

@@ -59,7 +59,7 @@ def fake_run(tmp_path, cfg: TrainConfig):
 def test_resume_refuses_a_changed_config_naming_the_fields(tmp_path):
     cfg = load_config(TrainConfig, "tiny")
     run = fake_run(tmp_path, cfg)
-    changed = load_config(TrainConfig, "tiny", ["rl.lr=2e-5", "engine.k=4", "progress=false", f"out={run}"])
+    changed = load_config(TrainConfig, "tiny", ["rl.lr=3e-5", "engine.k=4", "progress=false", f"out={run}"])
     with pytest.raises(ConfigError, match=r"rl\.lr .*engine\.k|engine\.k .*rl\.lr") as e:
         checkpoint.check_resume(run, changed)
     assert "progress" not in str(e.value)

@@ -195,3 +195,15 @@ def test_token_mean_over_two_processes_equals_one_process(tmp_path):
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert one.abs().max() > 1e-4
     assert torch.allclose(one, two, atol=1e-6, rtol=1e-4)
+
+
+def test_train_layers_updates_the_top_blocks_only():
+    rl = RLConfig(samples_per_prompt=4, lr=1e-2, micro_batch=8, kl_coef=0.001, train_layers=1)
+    accelerator, wrapped, actor, reference, optimizer, generator = setup(rl)
+    before = {n: p.detach().clone() for n, p in actor.policy.named_parameters()}
+    trajectories = with_rewards(scripted_episode(generator, 8, seed=0), [0, 1] * 4)
+    learn(accelerator, wrapped, reference, optimizer, collate(trajectories, 0), rl)
+    top = f"layers.{actor.policy.config.num_hidden_layers - 1}."
+    changed = {n for n, p in actor.policy.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(top in n or n.endswith("model.norm.weight") for n in changed), changed
+    assert any(top in n for n in changed)

@@ -10,10 +10,9 @@ from typer.testing import CliRunner
 from zerosearch.cli import app
 from zerosearch.config import SimulatorBuildConfig
 from zerosearch.errors import UserError
-from zerosearch.models import bundled_dir, load_model, model_identity, resolve
+from zerosearch.models import bundled_dir, freeze_below, load_model, model_identity, resolve
 from zerosearch.sft import miniworld
 from zerosearch.sft.build import split_by_document
-from zerosearch.sft.finetune import freeze_below
 from zerosearch.sft.grade import parse_spec
 from zerosearch.sft.judge import contains_answer
 

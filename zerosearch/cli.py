@@ -97,10 +97,12 @@ def demo(
         Optional[int], typer.Option(help="held-out questions evaluated before and after (= demo.n_eval)")
     ] = None,
     model: Annotated[Optional[str], typer.Option(help="policy model (= model.spec)")] = None,
-    warm_steps: Annotated[
-        Optional[int],
+    warm_start: Annotated[
+        Optional[bool],
         typer.Option(
-            help="SFT steps of the warm start on oracle demonstrations (0 = none, as in the paper) (= demo.warm_steps)"
+            "--warm-start/--no-warm-start",
+            help="SFT on oracle demonstrations (the warmstart section) before RL; the paper has none "
+            "(= demo.warm_start)",
         ),
     ] = None,
     config: ConfigOption = None,
@@ -111,7 +113,7 @@ def demo(
     from zerosearch.demo import RECIPE, run_demo
 
     flags = {"demo.out": out and str(out), "demo.steps": steps, "demo.n_eval": n_eval, "model.spec": model}
-    run_demo(load(config, set_, flags | {"demo.warm_steps": warm_steps}, recipe=RECIPE))
+    run_demo(load(config, set_, flags | {"demo.warm_start": warm_start}, recipe=RECIPE))
 
 
 # Each stage's package exposes `register(app)`; the import stays light (heavy imports live inside commands).

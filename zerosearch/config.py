@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ class EngineConfig:
     simulator_top_p: float = _help("simulator nucleus sampling (the reference: 1.0)", 1.0)
     simulator_base_url: str = _help(
         "OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", ""
+    )
+    simulator_ban_answers: bool = _help(
+        "noisy mode: the in-process simulator cannot spell a gold answer (decoding-time ban; docs/simulator.md)", True
     )
     embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
     index_path: str = _help(
@@ -210,6 +214,9 @@ class RLConfig:
     format_reward: float = _help("bonus for a well-formed final answer (0 = off, as in the paper)", 0.0)
     lora_r: int = _help("LoRA rank; 0 = full fine-tuning", 0)
     lora_alpha: int = _help("LoRA alpha", 32)
+    train_layers: int = _help(
+        "full fine-tuning of the top N transformer blocks only, embeddings frozen (0 = all): a cheaper CPU update", 0
+    )
 
     def __post_init__(self):
         _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3", "low_var_kl"))
@@ -219,6 +226,9 @@ class RLConfig:
         _positive("rl", self, "mini_batch", zero_ok=True)
         _positive("rl", self, "steps", "prompts_per_step", "samples_per_prompt", "lr", "epochs", "micro_batch", "clip")
         _positive("rl", self, "kl_coef", "entropy_coef", "lora_r", "max_grad_norm", "value_clip", zero_ok=True)
+        _positive("rl", self, "train_layers", zero_ok=True)
+        if self.lora_r and self.train_layers:
+            raise ConfigError("rl.train_layers and rl.lora_r are alternatives: set one of them")
         _probability("rl", self, "warmup_ratio", "value_warmup_ratio", "gamma", "lam")
         if self.dual_clip and self.dual_clip <= 1:
             raise ConfigError(f"rl.dual_clip must be > 1 (or 0 to disable), got {self.dual_clip!r}")
@@ -366,20 +376,17 @@ class WarmstartConfig:
 class DemoConfig:
     """`zerosearch demo`, sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token
     trajectory costs seconds on a CPU, so every stage is small. Its RL steps use `prompts_per_step` questions
-    (instead of the recipe's rl.prompts_per_step) for `steps` steps (instead of rl.steps)."""
+    (instead of the recipe's rl.prompts_per_step) for `steps` steps (instead of rl.steps); the warm start is the
+    warmstart section's."""
 
     out: str = _help("where the demo writes its run, evaluations and plots", "runs/demo")
     steps: int = _help("RL steps (replaces rl.steps)", 3)
-    n_eval: int = _help("held-out questions evaluated before and after", 20)
+    n_eval: int = _help("held-out questions evaluated before and after", 50)
     prompts_per_step: int = _help("questions per RL step (replaces rl.prompts_per_step)", 2)
-    warm_examples: int = _help("oracle demonstrations of the warm start", 32)
-    warm_steps: int = _help("SFT steps of the warm start (0 = none, as in the paper)", 8)
-    warm_batch: int = _help("demonstrations per warm-start step", 4)
-    warm_lr: float = _help("warm-start learning rate", 1e-4)
+    warm_start: bool = _help("warm start (the warmstart section) before RL; false: RL from model.spec", True)
 
     def __post_init__(self):
-        _positive("demo", self, "steps", "n_eval", "prompts_per_step", "warm_examples", "warm_batch", "warm_lr")
-        _positive("demo", self, "warm_steps", zero_ok=True)
+        _positive("demo", self, "steps", "n_eval", "prompts_per_step")
 
 
 @dataclass
@@ -515,6 +522,7 @@ class GradeConfig:
     top_p: float = _help("simulator nucleus sampling", 1.0)
     seed: int = _help("sampling seed", 0)
     base_url: str = _help("OpenAI-compatible server for every simulator (empty = in-process)", "")
+    ban_answers: bool = _help("noisy outputs with the gold answers banned, as training does (engine section)", True)
 
     def __post_init__(self):
         _positive("grade", self, "k", "max_new_tokens", "batch_size")
@@ -599,6 +607,7 @@ class SFTConfig:
     save_every: int = _help("checkpoint every N steps (training resumes from the last one; 0 = never)", 100)
     eval_every: int = _help("validation loss every N steps and at the end (0 = never)", 100)
     dtype: str = _help("fp32 | bf16 (bf16 needs a GPU or a recent CPU)", "fp32")
+    shuffle: bool = _help("draw the examples in a random order (false: in the file's order, e.g. paired)", True)
     seed: int = _help("seed of data order and initialisation", 0)
 
     def __post_init__(self):
@@ -617,13 +626,13 @@ class SimulatorBuildConfig:
     model: str = _help("base model spec to fine-tune", "smollm2-135m")
     k: int = _help("documents per query, in training and grading (the tiny recipe's engine.k)", 3)
     max_doc_words: int = _help("words kept per document, cut at a sentence end (the prompt asks for about 30)", 20)
-    steps: int = _help("SFT optimizer steps (steps x batch_size examples are trained on, each once)", 60)
+    steps: int = _help("SFT optimizer steps (steps x batch_size examples are trained on, each once)", 64)
     batch_size: int = _help("SFT examples per step", 4)
     lr: float = _help("SFT peak learning rate (cosine decay after warm-up)", 5e-4)
     warmup_steps: int = _help("SFT linear learning-rate warm-up", 3)
     max_length: int = _help("SFT tokens per example (prompt + completion)", 256)
     train_layers: int = _help("train only the top N transformer blocks (0 = all): see sft.train_layers", 12)
-    grade_queries: int = _help("held-out mini-world:test queries graded, each once useful and once noisy", 60)
+    grade_queries: int = _help("held-out mini-world:test queries graded, each once useful and once noisy", 48)
     max_new_tokens: int = _help("simulator tokens per output at grading (the tiny recipe's)", 160)
     temperature: float = _help("grading temperature: the tiny recipe's simulator_temperature", 0.7)
     top_p: float = _help("grading top-p: the tiny recipe's simulator_top_p", 0.9)
@@ -693,11 +702,26 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     data[last] = value
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with only true/false as booleans (YAML 1.2): `on_collapse: off` is the string "off", not False."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF")
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"--set expects section.field=value, got {item!r}")
     key, raw = item.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), load_yaml(raw) if raw.strip() else ""
 
 
 def load_config(
@@ -713,7 +737,7 @@ def load_config(
             raise ConfigError(
                 f"config file not found: {path} (recipes shipped with zerosearch: {', '.join(recipe_names())})"
             )
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = load_yaml(path.read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a config file must hold a mapping, got {type(loaded).__name__}")
         data = loaded

@@ -58,6 +58,7 @@ def _make(name: str, cfg: EngineConfig, generator=None, seed: int = 0) -> Search
             top_p=cfg.simulator_top_p,
             seed=seed,
             model_id=model_id,
+            ban_answers=cfg.simulator_ban_answers,
         )
     if name == "web":
         from zerosearch.engines.web import WebEngine

@@ -70,6 +70,13 @@ def parse_documents(text: str, k: int = 5) -> tuple[list[Document], int]:
     return docs, n_well_formed
 
 
+def banned_strings(request: SearchRequest) -> list[str]:
+    """What a noisy document must not spell: each gold answer as given, lower-cased and capitalized."""
+    if request.mode != "noisy":
+        return []
+    return sorted({v for a in request.answers if a.strip() for v in (a.strip(), a.strip().lower(), a.strip().title())})
+
+
 class SimulatorEngine(SearchEngine):
     name = "simulator"
     conditioned = True
@@ -84,15 +91,22 @@ class SimulatorEngine(SearchEngine):
         top_p: float = 1.0,
         seed: int | None = 0,
         model_id: str | None = None,
+        ban_answers: bool = True,
     ):
         """`model_id` identifies the generator's weights (`models.model_identity`) for cache keys; None means
-        they may change (the policy's, in training): such a simulator is never cached."""
+        they may change (the policy's, in training): such a simulator is never cached.
+
+        `ban_answers`: a noisy request's completion cannot spell a gold answer (cased as given, lower-cased and
+        capitalized), where the back-end supports bans (in-process; not a server). The simulator is told the
+        answer so that it can write useful documents; a small one then writes it into noisy ones too, which would
+        hand the policy the answer in exactly the searches meant to mislead it (docs/simulator.md)."""
         super().__init__()
         if prompt not in ("sft", "fewshot"):
             raise ValueError(f"simulator prompt must be 'sft' or 'fewshot', got {prompt!r}")
         self.generator, self.prompt, self.max_new_tokens = generator, prompt, max_new_tokens
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self.model_id, self.cacheable = model_id, model_id is not None
+        self.ban_answers = ban_answers and getattr(generator, "supports_banned", False)
         self.calls = 0
         # The few-shot prompt ends in `Query:`/`Output:` lines; a model that carries on writes a new example.
         self.stop = ("\nQuery:",) if prompt == "fewshot" else ()
@@ -101,8 +115,10 @@ class SimulatorEngine(SearchEngine):
         self._lock = threading.Lock()
 
     def identity(self) -> str:
+        ban = ":ban" if self.ban_answers else ""
         return (
             f"simulator:{self.model_id}:{self.prompt}:{self.max_new_tokens}:{self.temperature}:{self.top_p}:{self.seed}"
+            f"{ban}"
         )
 
     def state_dict(self) -> dict:
@@ -140,6 +156,7 @@ class SimulatorEngine(SearchEngine):
                 temperature=self.temperature,
                 top_p=self.top_p,
                 seed=None if self.seed is None else self.seed + 1_000_003 * call,
+                **({"banned": [banned_strings(r) for r in requests]} if self.ban_answers else {}),
             )
         except GenerationError as e:  # the simulator's server is down: a failed search, as for any engine
             raise EngineError(f"simulator: {e}") from None

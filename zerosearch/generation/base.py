@@ -21,6 +21,7 @@ class Generator(ABC):
 
     tokenizer = None  # a Hugging Face tokenizer for the served model (None where the back-end has none)
     name: str = "generator"
+    supports_banned = False  # whether `generate` honours `banned` (else the caller must not rely on it)
 
     @abstractmethod
     def generate(
@@ -32,8 +33,10 @@ class Generator(ABC):
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        banned: Sequence[Sequence[str]] | None = None,
     ) -> list[Completion]:
-        """Prompts are raw text (no chat template added here) or token ids. temperature 0 = greedy."""
+        """Prompts are raw text (no chat template added here) or token ids. temperature 0 = greedy.
+        `banned[i]`: strings that completion i must not spell (where `supports_banned`)."""
 
 
 def chat_prompt(tokenizer, user: str, system: str | None = None) -> str:

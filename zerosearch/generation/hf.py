@@ -15,6 +15,7 @@ characters (e.g. `>\n`), the text keeps them, so that text and token ids always 
 from __future__ import annotations
 
 import inspect
+import math
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -73,6 +74,7 @@ class PrefixCache:
 
 class HFGenerator(Generator):
     name = "hf"
+    supports_banned = True
 
     def __init__(self, model, tokenizer, *, prefix_cache_bytes: int = 2 << 30):
         self.model = model
@@ -119,6 +121,7 @@ class HFGenerator(Generator):
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        banned: Sequence[Sequence[str]] | None = None,
     ) -> list[Completion]:
         ids = [self.encode(p) for p in prompts]
         if any(not x for x in ids):
@@ -129,7 +132,8 @@ class HFGenerator(Generator):
         hit: list[str | None] = [None] * len(ids)
         stop = tuple(s for s in stop if s)
         if max_new_tokens > 0 and ids:
-            self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed)
+            bans = [self._ban_sequences(b) for b in banned] if banned else [[] for _ in ids]
+            self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed, bans)
         return [
             Completion(
                 text=self.tokenizer.decode(o, skip_special_tokens=True),
@@ -141,7 +145,12 @@ class HFGenerator(Generator):
             for o, lp, f, s in zip(out, logps, finish, hit)
         ]
 
-    def _decode(self, ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed):
+    def _ban_sequences(self, strings: Sequence[str]) -> list[list[int]]:
+        """Token sequences that spell each string as a word start (with and without a leading space)."""
+        seqs = {tuple(self.tokenizer.encode(v, add_special_tokens=False)) for s in strings if s for v in (s, " " + s)}
+        return [list(x) for x in seqs if x]
+
+    def _decode(self, ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed, bans):
         gen = torch.Generator(self.device).manual_seed(seed) if seed is not None else None
         reused = [self.cache.take(x) if self.cache is not None else None for x in ids]
         cache, input_ids, attention, positions = self._pack(ids, reused)
@@ -161,6 +170,10 @@ class HFGenerator(Generator):
                 .logits[:, -1]
                 .float()
             )
+            for r, i in enumerate(rows):  # a banned string's last token is cut once the rest of it is written
+                for seq in bans[i]:
+                    if len(seq) == 1 or out[i][-len(seq) + 1 :] == seq[:-1]:
+                        logits[r, seq[-1]] = -math.inf
             tokens = _sample(logits, temperature, top_p, gen)
             chosen = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0]
             may_stop = candidates[tokens].tolist() if stop else None

@@ -84,7 +84,10 @@ class OpenAIGenerator(Generator):
         temperature: float = 1.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        banned=None,
     ) -> list[Completion]:
+        if banned and any(banned):
+            raise ValueError("banned strings need the hf back-end (an OpenAI-compatible server has no such option)")
         stop = [s for s in stop if s]
         bodies = []
         for i, prompt in enumerate(prompts):

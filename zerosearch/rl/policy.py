@@ -165,8 +165,8 @@ def reference_logprobs(actor: ActorCritic, reference: nn.Module | None, batch: B
 
 
 def build_actor(model, rl_cfg) -> tuple[ActorCritic, nn.Module | None]:
-    """(actor, reference): LoRA adapters via PEFT (reference = adapters disabled, None here) or full fine-tuning
-    (reference = a frozen copy, only when the KL term is on)."""
+    """(actor, reference): LoRA adapters via PEFT (reference = adapters disabled, None here) or full fine-tuning,
+    of every block or the top `train_layers` (reference = a frozen copy, only when the KL term is on)."""
     if rl_cfg.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
@@ -181,6 +181,10 @@ def build_actor(model, rl_cfg) -> tuple[ActorCritic, nn.Module | None]:
     else:
         policy = model
         reference = copy.deepcopy(model).eval().requires_grad_(False) if rl_cfg.kl_coef > 0 else None
+        if rl_cfg.train_layers:
+            from zerosearch.models import freeze_below
+
+            freeze_below(policy, rl_cfg.train_layers, "rl.train_layers")
     return ActorCritic(policy, with_value_head=rl_cfg.algo == "ppo"), reference
 
 

@@ -323,6 +323,7 @@ def grade(
             temperature=g.temperature,
             top_p=g.top_p,
             seed=g.seed,
+            ban_answers=g.ban_answers,
         )
     table = markdown(report)
     out = Path(g.out)

@@ -35,21 +35,6 @@ def _dataset(data_dir: Path):
     return {name: split.select_columns(["prompt", "completion"]) for name, split in data.items()}
 
 
-def freeze_below(model, train_layers: int) -> None:
-    """Train only the top `train_layers` transformer blocks and the final norm: the backward pass then stops there,
-    which about halves a CPU step, and the (tied) embeddings stay as they were."""
-    layers = getattr(model.get_decoder(), "layers", None)
-    if layers is None:
-        raise UserError(f"sft.train_layers: {type(model).__name__} has no `layers` list to choose the top blocks from")
-    if train_layers > len(layers):
-        raise UserError(f"sft.train_layers={train_layers} but the model has {len(layers)} blocks")
-    model.requires_grad_(False)
-    layers[-train_layers:].requires_grad_(True)
-    norm = getattr(model.get_decoder(), "norm", None)
-    if norm is not None:
-        norm.requires_grad_(True)
-
-
 def _log_lines(log: Callable[[str], None]):
     """A TRL/transformers callback writing one line per logging step (the build's progress, terminal or not)."""
     from transformers import TrainerCallback
@@ -74,13 +59,13 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
-    from zerosearch.models import load_model
+    from zerosearch.models import freeze_below, load_model
 
     data = _dataset(Path(cfg.data))
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device="cpu")
     model.train()
     if cfg.train_layers:
-        freeze_below(model, cfg.train_layers)
+        freeze_below(model, cfg.train_layers, "sft.train_layers")
     tokenizer.padding_side = "right"  # training pads on the right; generation (load_model) pads on the left
     has_val = "validation" in data
     args = TRLConfig(
@@ -103,6 +88,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         bf16=cfg.dtype == "bf16",
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        train_sampling_strategy="random" if cfg.shuffle else "sequential",
         report_to="none",
         disable_tqdm=not progress or log is not None,
         seed=cfg.seed,

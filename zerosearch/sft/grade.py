@@ -4,10 +4,13 @@ Held-out items are `sft build`'s validation split (questions never trained on), 
 documents for its query. Every simulator answers every query twice, once `useful` and once `noisy`, greedy by
 default; grade a simulator with the decoding that training will use (`temperature`, `top_p`, seeded).
 
-- useful answer-hit: a normalized gold answer occurs in the useful output (higher is better);
-- noisy answer-leak: it occurs in the noisy output (lower is better);
-  both over the queries that do not themselves contain the answer (e.g. "which came first, A or B?" or a
-  club named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
+- useful answer-hit: a normalized gold answer occurs in the useful output (higher is better), over the queries
+  whose real documents hold it: the first hop of a two-hop question ("in which country is X?" for "what is the
+  currency of the country of X?") has no useful document that holds the final answer, and a simulator that
+  writes it there copies it from its prompt;
+- noisy answer-leak: it occurs in the noisy output (lower is better), over every query;
+  both leave out the queries that contain the answer themselves (e.g. "which came first, A or B?" or a club
+  named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
 - format validity: the output parses into k well-formed documents (`parse_documents`);
 - prompt copy: the output (useful and noisy alike) repeats 8+ consecutive words of the exact prompt the simulator
   was given for that request (instructions, few-shot example, the question/answer preamble), other than words of
@@ -101,13 +104,21 @@ def grade(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
+    ban_answers: bool = True,
 ) -> dict:
-    """The report card of one simulator (a Generator + prompt form) on the held-out items."""
+    """The report card of one simulator (a Generator + prompt form) on the held-out items; `ban_answers` as the
+    engine's (a back-end without bans grades without them: the card says which)."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine, parse_documents
 
     engine = SimulatorEngine(
-        generator, prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+        generator,
+        prompt=prompt,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        ban_answers=ban_answers,
     )
     requests = [
         SearchRequest(query=it["query"], k=k, question=it["question"], answers=list(it["golden_answers"]), mode=mode)
@@ -129,15 +140,18 @@ def grade(
     real = [" ".join(d.text for d in parse_documents(it["real"], k)[0]) for it in items]
     meter = engine.meter
     graded = [i for i, it in enumerate(items) if not contains_answer(it["query"], it["golden_answers"])]
+    answerable = [i for i in graded if contains_answer(items[i]["real"], items[i]["golden_answers"])]
     return {
         "prompt": prompt,
         "k": k,
         "max_new_tokens": max_new_tokens,
         "temperature": temperature,
         "top_p": top_p,
+        "answers_banned_in_noisy": engine.ban_answers,
         "queries": n,
         "queries_containing_answer": n - len(graded),
-        "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded),
+        "queries_answerable": len(answerable),
+        "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in answerable),
         "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
         "format_validity": _mean(valid),
         "prompt_copy": _mean(copied),
@@ -194,8 +208,8 @@ def markdown(report: dict[str, dict]) -> str:
         )
     card = next(iter(report.values()))
     lines.append(
-        f"\n{card['queries']} held-out queries, each asked once useful and once noisy ({decoding(card)}); hit and "
-        f"leak over the {card['queries'] - card['queries_containing_answer']} whose query does not itself contain the "
-        "answer."
+        f"\n{card['queries']} held-out queries, each asked once useful and once noisy ({decoding(card)}); leak over "
+        f"the {card['queries'] - card['queries_containing_answer']} whose query does not itself contain the answer, "
+        f"hit over the {card['queries_answerable']} of them whose real documents hold it."
     )
     return "\n".join(lines)

@@ -7,10 +7,12 @@ The `zerosearch sft` stages, run end to end at toy scale:
    ones a good searcher sends, and the mini-world has them;
 2. judge: the rule judge, document by document: does it hold a gold answer;
 3. build: SFT chat pairs in the released simulators' exact prompt format, both modes from each query (useful =
-   its documents that hold the answer, then the next ones; noisy = its documents that do not), balanced;
+   its documents that hold the answer, then the next ones; noisy = its documents that do not), the two examples
+   of a query side by side in one batch;
 4. fine-tune: TRL's SFTTrainer (`sft train`), the top blocks of `smollm2-135m`;
 5. grade: the report card on the oracle queries of `mini-world:test` (questions never trained on, sharing no
-   fact with training), decoded as the tiny recipe trains against it; `report.json` beside the model.
+   fact with training), decoded as the tiny recipe trains against it (noisy outputs with the gold answers banned,
+   as the engine does in training: `engine.simulator_ban_answers`); `report.json` beside the model.
 
 Built once into the cache (a temp dir, then a rename: atomic), named by a hash of the recipe, the mini-world
 version and the base model's identity, so that a changed recipe builds anew.
@@ -33,7 +35,7 @@ from zerosearch.config import SFTConfig, SimulatorBuildConfig, cache_dir, to_dic
 from zerosearch.errors import UserError
 
 SPEC = "mini-world:simulator"
-VERSION = 1  # bump when the build's code changes what it makes (the recipe's fields are hashed already)
+VERSION = 2  # bump when the build's code changes what it makes (the recipe's fields are hashed already)
 TARGETS = {  # issue 12: what a simulator must reach before RL can learn against it
     "useful_answer_hit": (">=", 0.85),
     "noisy_answer_leak": ("<=", 0.10),
@@ -79,6 +81,16 @@ def interactions(split: str, k: int, path: Path) -> list[dict]:
     return records
 
 
+def paired(examples: list[dict]) -> list[dict]:
+    """The queries that have both modes, each as its useful example then its noisy one, in the examples' (shuffled)
+    order. The two prompts differ in the mode's words only, and so do their targets in the answer: side by side in
+    a batch, they teach the mode where a random order spends the few CPU steps on the mini-world's style."""
+    by_query: dict[tuple, dict] = {}
+    for e in examples:
+        by_query.setdefault((e["question_id"], e["query"]), {})[e["mode"]] = e
+    return [pair[m] for pair in by_query.values() if len(pair) == 2 for m in ("useful", "noisy")]
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -113,7 +125,7 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
 
     shape = dict(k=cfg.k, max_doc_words=cfg.max_doc_words, val_fraction=0.0, seed=cfg.seed)
     train, _, train_stats = build_examples(train_records, balance=1.0, per_document=True, **shape)
-    train = train[: cfg.steps * cfg.batch_size]  # each example is trained on once: no more are needed
+    train = paired(train)[: cfg.steps * cfg.batch_size]  # each example is trained on once: no more are needed
     heldout, _, heldout_stats = build_examples(test_records, balance=0.0, **shape)
     _write_jsonl(data / "train.jsonl", train)
     _write_jsonl(data / "heldout.jsonl", heldout)
@@ -133,6 +145,7 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
         train_layers=cfg.train_layers,
         save_every=0,  # minutes of training: a rerun starts over rather than write 1 GB of optimizer state
         eval_every=0,
+        shuffle=False,  # `paired` order: a query's useful and noisy examples in one batch
         seed=cfg.seed,
     )
     train_stats_sft = finetune(sft, progress=False, log=lambda line: log(f"4/5 fine-tune: {line}"))

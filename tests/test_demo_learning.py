@@ -1,0 +1,102 @@
+"""The learning benchmark (benchmarks/learning.py) end to end on tiny-random, built from the demo's stages: warm
+start, evaluations with BM25, RL against the simulator and against BM25, the EM curve, learning.json; a rerun
+resumes (nothing is redone); and the demo's simulator report for an engine without a report card."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from zerosearch.config import TrainConfig
+from zerosearch.demo import simulator_report
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "model.spec=tiny-random",
+    "engine.simulator_model=tiny-random",
+    "engine.simulator_prompt=fewshot",
+    "engine.simulator_max_tokens=16",
+    "rollout.max_turns=1",  # one search, then the answer: one-hop demonstrations of the warm start pass
+    "rollout.max_turn_tokens=56",  # the longest scripted turn of the warm start is 51 tokens
+    "warmstart.examples=2",
+    "warmstart.steps=1",
+    "warmstart.batch_size=2",
+    "eval.batch_size=4",
+    "rl.train_layers=1",  # of tiny-random's 2 blocks
+]
+
+
+def learning():
+    spec = importlib.util.spec_from_file_location("learning", ROOT / "benchmarks" / "learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
+    argv = ["--out", str(tmp_path / "work"), "--results", str(tmp_path / "learning.json"), "--steps", "2"]
+    argv += ["--prompts-per-step", "1", "--samples", "2", "--n-test", "4", "--curve-every", "1", "--curve-n", "2"]
+    for item in TINY:
+        argv += ["--set", item]
+    bench = learning()
+    result = bench.main(argv)
+
+    saved = json.loads((tmp_path / "learning.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert (tmp_path / "learning.png").stat().st_size > 0
+    assert saved["steps"] == 2 and saved["n_test"] == 4 and saved["samples_per_prompt"] == 2
+    assert saved["command"].startswith("python benchmarks/learning.py --out ")
+    for name in ("trained_minus_warm", "sim_minus_bm25", "trained_minus_rag"):
+        for metric in ("em", "f1"):
+            ci = saved[name][metric]
+            assert ci["lo"] <= ci["mean"] <= ci["hi"]
+    assert set(saved["em"]) == {"rag-bm25", "warm-started", "sim-trained", "bm25-trained"}
+    for run in ("sim", "bm25"):
+        assert [r["step"] for r in saved["per_step"][run]] == [1, 2]
+        assert all(r["frac_reward_zero_std"] is not None and r["entropy"] is not None for r in saved["per_step"][run])
+        assert [p["step"] for p in saved["curve"][run]] == [0, 1, 2]
+    # The curriculum of Eq. 1 against the simulator (p rises from 0); none against BM25, which has no noisy mode.
+    assert saved["per_step"]["sim"][-1]["p_noisy"] > 0 and saved["per_step"]["bm25"][-1]["p_noisy"] == 0
+    assert json.loads((tmp_path / "work" / "simulator" / "report.json").read_text())["report_card"] is None
+
+    # A rerun of the same command redoes nothing: no new training step, no new evaluated question.
+    records = sorted((tmp_path / "work").rglob("results.jsonl"))
+    sizes = [p.stat().st_size for p in records]
+    metrics = (tmp_path / "work" / "sim" / "metrics.jsonl").read_text()
+    again = bench.main(argv)
+    assert [p.stat().st_size for p in records] == sizes
+    assert (tmp_path / "work" / "sim" / "metrics.jsonl").read_text() == metrics
+    assert again["em"] == result["em"] and again["curve"] == result["curve"]
+
+
+def test_learning_benchmark_rejects_a_curve_larger_than_the_test_set(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        learning().main(["--out", str(tmp_path), "--n-test", "4", "--curve-n", "8"])
+    assert "--curve-n must be <= --n-test" in capsys.readouterr().err
+
+
+def test_a_simulator_without_a_report_card_is_named_in_its_place(tmp_path):
+    path = simulator_report(TrainConfig(), tmp_path / "simulator")
+    note = json.loads(path.read_text())
+    assert note["simulator"] == "smollm2-135m" and note["report_card"] is None
+
+
+@pytest.mark.slow
+def test_demo_runs_the_loop_and_points_to_the_learning_benchmark(tmp_path, capsys):
+    from zerosearch.config import load_config
+    from zerosearch.demo import run_demo
+
+    sizes = ["demo.steps=1", "demo.n_eval=2", "demo.prompts_per_step=1", "rl.samples_per_prompt=2"]
+    cfg = load_config(TrainConfig, "tiny", [*TINY, *sizes, f"demo.out={tmp_path / 'demo'}"])
+    result = run_demo(cfg)
+
+    assert set(result["summaries"]) == {"rag-bm25", "untrained", "warm-started", "trained"}
+    evaluated = json.loads((tmp_path / "demo" / "eval" / "results.json").read_text())
+    assert evaluated["methods"]["trained"]["average"]["n"] == 2
+    assert (tmp_path / "demo" / "simulator" / "report.json").exists()
+    assert (tmp_path / "demo" / "warm" / "warmstart.json").exists()
+    out = capsys.readouterr().out
+    assert "benchmarks/results/learning.json" in out
+    assert "eval policy of " in out and "step 1/1" in out  # progress lines, stdout not being a terminal

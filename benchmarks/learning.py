@@ -16,7 +16,8 @@ Rerunning the same command after a crash continues: a stage whose output exists 
 its last checkpoint (at most CURVE_EVERY - 1 steps are redone), evaluations resume question by question.
 
     python benchmarks/learning.py [--out runs/learning] [--steps 40] [--prompts-per-step 4] [--samples 4]
-        [--n-test 200] [--curve-every 10] [--curve-n 50] [--config tiny] [--set KEY=VALUE ...] [--results PATH]
+        [--n-test 200] [--curve-every 10] [--curve-n 50] [--parallel] [--config tiny] [--set KEY=VALUE ...]
+        [--results PATH]
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ import platform
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from zerosearch.errors import UserError
 
 RESULTS = Path(__file__).parent / "results" / "learning.json"
-PER_STEP = ("reward", "frac_reward_zero_std", "entropy", "p_noisy", "step_s", "generation_s", "engine_s")
-PER_STEP += ("logprob_s", "update_s")
+PER_STEP = (
+    *("reward", "frac_reward_zero_std", "entropy", "p_noisy"),
+    *("step_s", "generation_s", "engine_s", "logprob_s", "update_s"),
+)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -52,7 +54,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--curve-every", type=int, default=10, help="steps between two points of the EM curve")
     parser.add_argument("--curve-n", type=int, default=50, help="held-out questions per point of the EM curve")
     parser.add_argument(
-        "--parallel", action="store_true", help="train the two runs at once, in two processes sharing the CPU cores"
+        "--parallel",
+        action="store_true",
+        help="train the BM25 run beside the simulator run, in a process of its own at the lowest CPU priority: it "
+        "takes the cycles that the simulator run leaves (a CPU step has single-threaded stretches)",
     )
     parser.add_argument("--config", default="tiny", help="recipe: a shipped name or a YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
@@ -123,17 +128,6 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def train_with_threads(cfg, threads: int) -> None:
-    """One run in a process of its own: each of two runs takes half the cores (a CPU step is mostly small matrix
-    products, which two threads each keep busier than four threads one run)."""
-    import torch
-
-    from zerosearch.demo import train_stage
-
-    torch.set_num_threads(threads)
-    train_stage(cfg)
-
-
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     from zerosearch.data import load_questions
     from zerosearch.demo import (
@@ -177,10 +171,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     simulator_report(sim_cfg, out / "simulator")
     if args.parallel:
         with stage("c+d. RL against the simulator and against BM25, in parallel"):
-            threads = max(1, (os.cpu_count() or 2) // 2)
-            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for done in [pool.submit(train_with_threads, run_cfg, threads) for run_cfg in runs.values()]:
-                    done.result()
+            background = multiprocessing.get_context("spawn").Process(target=train_stage, args=(bm25_cfg, 19))
+            background.start()
+            try:
+                train_stage(sim_cfg)
+                background.join()
+            finally:  # a failed or interrupted foreground run does not leave the other one running for hours
+                if background.is_alive():
+                    background.terminate()
+                    background.join()
+            if background.exitcode:
+                raise UserError(f"the run against BM25 failed (exit code {background.exitcode}): rerun to resume it")
     else:
         with stage("c. RL against the simulator"):
             train_stage(sim_cfg)

@@ -38,6 +38,7 @@ def learning():
 def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
     argv = ["--out", str(tmp_path / "work"), "--results", str(tmp_path / "learning.json"), "--steps", "2"]
     argv += ["--prompts-per-step", "1", "--samples", "2", "--n-test", "4", "--curve-every", "1", "--curve-n", "2"]
+    argv += ["--parallel"]  # the BM25 run in a second process
     for item in TINY:
         argv += ["--set", item]
     bench = learning()

@@ -126,3 +126,15 @@ def test_banned_strings_are_never_spelled_and_bans_are_per_prompt(gen):
     assert word not in banned[0].text
     assert banned[0].token_ids != free[0].token_ids
     assert [c.token_ids for c in banned[1:]] == [c.token_ids for c in free[1:]]
+
+
+def test_bans_follow_their_prompt_after_other_rows_finish(gen):
+    free = gen.generate(PROMPTS, max_new_tokens=10, temperature=0)
+    short = gen.generate(PROMPTS[:1], max_new_tokens=2, temperature=0)[0]
+    # Row 0 stops after 2 tokens (a stop string made of its own text); row 2 bans its own first word meanwhile.
+    word = gen.tokenizer.decode(free[2].token_ids[:2]).strip()
+    outs = gen.generate(PROMPTS, max_new_tokens=10, temperature=0, stop=[short.text], banned=[[], [], [word]])
+    assert outs[0].finish_reason == "stop" and outs[1].token_ids == free[1].token_ids
+    assert word not in outs[2].text
+    with pytest.raises(ValueError, match="3 prompts"):
+        gen.generate(PROMPTS, max_new_tokens=2, banned=[[word]])

@@ -13,6 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from zerosearch.config import TrainConfig, load_config
+
 TIMING = {"tokens_per_s", "rollout_s", "generation_s", "engine_s", "logprob_s", "update_s", "step_s"}
 # Small and deterministic: a tiny-random policy and simulator, short turns, a checkpoint every step. Its rewards are
 # all 0 (tiny-random never writes an answer), so an entropy bonus is what moves the weights: a broken weight or
@@ -24,6 +26,7 @@ FAST = [
     *("--set", "rollout.max_turns=1", "--set", "rollout.max_turn_tokens=16"),
     *("--set", "rl.prompts_per_step=2", "--set", "rl.samples_per_prompt=2", "--set", "rl.micro_batch=2"),
     *("--set", "rl.entropy_coef=0.05", "--set", "rl.warmup_ratio=0.5"),
+    *("--set", "rl.train_layers=1", "--set", "rl.kl_coef=0.001"),  # a frozen block and the reference on resume
     *("--set", "save_every=1", "--set", "keep_checkpoints=5", "--set", "progress=false"),
 ]
 STEPS = 4
@@ -75,7 +78,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(tmp_path, env):
         *("frac_reward_zero_std", "search_errors", "lr", *TIMING),
     ):
         assert key in rows[-1], key
-    lr = 1e-5  # the tiny recipe's
+    lr = load_config(TrainConfig, "tiny").rl.lr
     assert [r["lr"] for r in rows] == pytest.approx([lr / 3, 2 * lr / 3, lr, lr])
     weights = final_weights(full)
     initial = load_file(full / "checkpoints" / "step-000001" / "model.safetensors")  # after one step at lr / 3

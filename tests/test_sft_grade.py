@@ -138,3 +138,12 @@ def test_report_card_counts_prompt_copies(tmp_path):
     assert card["useful_answer_hit"] == 0.5  # earned by the copied preamble only: the reason for the copy rate
     assert {"useful_answer_hit", "noisy_answer_leak", "format_validity", "prompt_copy"} <= set(card)
     assert "prompt copy ↓" in markdown({"copier": card})
+
+
+def test_useful_hit_counts_only_queries_whose_real_documents_hold_the_answer(tmp_path):
+    items = _items(tmp_path)
+    items[1]["real"] = "Doc 1: a first hop, without the final answer"  # query B: no useful document exists
+    card = grade(Scripted(), "sft", items, k=5, batch_size=3)
+    assert card["queries_answerable"] == 1
+    assert card["useful_answer_hit"] == 1.0  # over query A only
+    assert card["noisy_answer_leak"] == 0.5  # still over A and B: a noisy output must never hold the answer

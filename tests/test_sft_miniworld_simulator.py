@@ -64,6 +64,9 @@ def test_the_spec_builds_once_into_the_cache_and_loads(cache, capfd):
         assert user.endswith(f"{r['mode'].capitalize()} Output:\n")
         assert docs.startswith("Doc 1: ") and docs.count("\nDoc ") == TINY.k - 1
         assert contains_answer(docs, r["golden_answers"]) == (r["mode"] == "useful")
+    # Trained in this order, a query's useful example then its noisy one (`paired`, sft.shuffle=false).
+    assert [r["mode"] for r in rows] == ["useful", "noisy"] * (len(rows) // 2)
+    assert all((a["question_id"], a["query"]) == (b["question_id"], b["query"]) for a, b in zip(rows[::2], rows[1::2]))
 
     capfd.readouterr()
     load_model("mini-world:simulator")  # cached now: no second build

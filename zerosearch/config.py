@@ -95,7 +95,9 @@ class EngineConfig:
         "OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", ""
     )
     simulator_ban_answers: bool = _help(
-        "noisy mode: the in-process simulator cannot spell a gold answer (decoding-time ban; docs/simulator.md)", True
+        "noisy mode: the in-process simulator cannot spell a gold answer (decoding-time ban, a departure from the "
+        "paper; docs/simulator.md)",
+        False,
     )
     embedding_model: str = _help("sentence-transformers model for dense retrieval", "all-minilm-l6-v2")
     index_path: str = _help(
@@ -374,10 +376,10 @@ class WarmstartConfig:
 
 @dataclass
 class DemoConfig:
-    """`zerosearch demo`, sized for <= 15 minutes on 2 CPU cores: a 135M model's forward+backward over a ~500-token
-    trajectory costs seconds on a CPU, so every stage is small. Its RL steps use `prompts_per_step` questions
-    (instead of the recipe's rl.prompts_per_step) for `steps` steps (instead of rl.steps); the warm start is the
-    warmstart section's."""
+    """`zerosearch demo`, sized for minutes on 2 CPU cores (plus the simulator's one-time build): a 135M model's
+    forward+backward over a ~500-token trajectory costs seconds on a CPU, so every stage is small. Its RL steps use
+    `prompts_per_step` questions (instead of the recipe's rl.prompts_per_step) for `steps` steps (instead of
+    rl.steps); the warm start is the warmstart section's."""
 
     out: str = _help("where the demo writes its run, evaluations and plots", "runs/demo")
     steps: int = _help("RL steps (replaces rl.steps)", 3)
@@ -522,7 +524,9 @@ class GradeConfig:
     top_p: float = _help("simulator nucleus sampling", 1.0)
     seed: int = _help("sampling seed", 0)
     base_url: str = _help("OpenAI-compatible server for every simulator (empty = in-process)", "")
-    ban_answers: bool = _help("noisy outputs with the gold answers banned, as training does (engine section)", True)
+    ban_answers: bool = _help(
+        "noisy outputs with the gold answers banned (grade as training decodes: engine.simulator_ban_answers)", False
+    )
 
     def __post_init__(self):
         _positive("grade", self, "k", "max_new_tokens", "batch_size")
@@ -663,8 +667,8 @@ def _coerce(cls_name: str, name: str, tp: Any, value: Any) -> Any:
         return None if value is None else _coerce(cls_name, name, args[0], value)
     try:
         if tp is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "1", "yes", "on")
             if isinstance(value, bool):
                 return value
             raise ValueError
@@ -703,7 +707,8 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML with only true/false as booleans (YAML 1.2): `on_collapse: off` is the string "off", not False."""
+    """YAML whose only booleans are true/false (as in YAML 1.2): `on_collapse: off` is the string "off", not False;
+    a bool field still takes yes/no/on/off (`_coerce`)."""
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def bm25_engine(cfg: TrainConfig):
 def warm_start_stage(cfg: TrainConfig, out: str | Path) -> Path:
     """The warm start of cfg.model.spec configured by cfg.warmstart, into `out`; a rerun reuses a finished one (the
     save is atomic), and refuses one made with other settings rather than mixing them."""
-    from zerosearch.rl.warmstart import warm_start
+    from zerosearch.rl.warmstart import warm_start_from
 
     w, out = cfg.warmstart, Path(out)
     if (out / "config.json").exists():
@@ -57,19 +58,7 @@ def warm_start_stage(cfg: TrainConfig, out: str | Path) -> Path:
         say(f"warm start: reusing {out}")
         return out
     say(f"warm start: SFT of {cfg.model.spec} on {w.examples} oracle search demonstrations, {w.steps} steps")
-    return warm_start(
-        cfg.model.spec,
-        out,
-        n_examples=w.examples,
-        steps=w.steps,
-        lr=w.lr,
-        batch_size=w.batch_size,
-        k=cfg.engine.k,
-        seed=cfg.seed,
-        rollout_cfg=cfg.rollout,
-        lora_r=cfg.rl.lora_r,
-        micro_batch=cfg.rl.micro_batch,
-    )
+    return warm_start_from(cfg, out)
 
 
 def evaluate_model(
@@ -113,12 +102,15 @@ def evaluate_model(
     return {m: [done[m][key(ex)] for ex in examples] for m in methods}
 
 
-def train_stage(cfg: TrainConfig) -> Path:
+def train_stage(cfg: TrainConfig, nice: int = 0) -> Path:
     """RL training of `cfg` into cfg.out: a rerun resumes from the last checkpoint (with the same config, checked),
-    and a finished run is returned without loading anything."""
+    and a finished run is returned without loading anything. `nice` lowers this process's CPU priority (a run in
+    the background of another)."""
     from zerosearch.rl import checkpoint
     from zerosearch.rl.trainer import train
 
+    if nice:
+        os.nice(nice)
     saved = checkpoint.checkpoints(cfg.out)
     if saved:
         checkpoint.check_resume(cfg.out, cfg)

@@ -71,10 +71,13 @@ def parse_documents(text: str, k: int = 5) -> tuple[list[Document], int]:
 
 
 def banned_strings(request: SearchRequest) -> list[str]:
-    """What a noisy document must not spell: each gold answer as given, lower-cased and capitalized."""
+    """What a noisy document must not spell: each gold answer as given, lower-cased and title-cased, also without
+    a leading article (the leak rate compares answers without one)."""
     if request.mode != "noisy":
         return []
-    return sorted({v for a in request.answers if a.strip() for v in (a.strip(), a.strip().lower(), a.strip().title())})
+    answers = {a.strip() for a in request.answers if a.strip()}
+    answers |= {m.group(1) for a in answers if (m := re.match(r"(?:the|a|an)\s+(.+)", a, re.IGNORECASE))}
+    return sorted({v for a in answers for v in (a, a.lower(), a.title())})
 
 
 class SimulatorEngine(SearchEngine):
@@ -91,7 +94,7 @@ class SimulatorEngine(SearchEngine):
         top_p: float = 1.0,
         seed: int | None = 0,
         model_id: str | None = None,
-        ban_answers: bool = True,
+        ban_answers: bool = False,
     ):
         """`model_id` identifies the generator's weights (`models.model_identity`) for cache keys; None means
         they may change (the policy's, in training): such a simulator is never cached.

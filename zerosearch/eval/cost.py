@@ -75,12 +75,14 @@ def run_counts(run_dir: str | Path) -> dict:
     """Totals of a training run from its per-step log (see module doc): searches, engine seconds, wall time."""
     import yaml
 
+    from zerosearch.config import load_yaml
+
     run = Path(run_dir)
     metrics, config = run / "metrics.jsonl", run / "config.yaml"
     if not metrics.exists():
         raise UserError(f"no metrics.jsonl in {run} (give a training run directory, or --searches and --gpu-hours)")
     try:
-        rl = (yaml.safe_load(config.read_text()) or {}).get("rl", {}) if config.exists() else {}
+        rl = (load_yaml(config.read_text()) or {}).get("rl", {}) if config.exists() else {}
         per_step = int(rl["prompts_per_step"]) * int(rl["samples_per_prompt"])
     except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError):
         raise UserError(f"{config}: needs rl.prompts_per_step and rl.samples_per_prompt (the run's config)") from None

@@ -132,6 +132,8 @@ class HFGenerator(Generator):
         hit: list[str | None] = [None] * len(ids)
         stop = tuple(s for s in stop if s)
         if max_new_tokens > 0 and ids:
+            if banned is not None and len(banned) != len(ids):
+                raise ValueError(f"banned: {len(banned)} lists for {len(ids)} prompts")
             bans = [self._ban_sequences(b) for b in banned] if banned else [[] for _ in ids]
             self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed, bans)
         return [
@@ -170,10 +172,16 @@ class HFGenerator(Generator):
                 .logits[:, -1]
                 .float()
             )
-            for r, i in enumerate(rows):  # a banned string's last token is cut once the rest of it is written
-                for seq in bans[i]:
-                    if len(seq) == 1 or out[i][-len(seq) + 1 :] == seq[:-1]:
-                        logits[r, seq[-1]] = -math.inf
+            # Only a banned string's last token is masked, once the rest of it is written: words that share a prefix
+            # with it stay writable (other tokenizations of it are not caught; the report card's leak rate is).
+            cut = [
+                (r, seq[-1])
+                for r, i in enumerate(rows)
+                for seq in bans[i]
+                if len(seq) == 1 or out[i][-len(seq) + 1 :] == seq[:-1]
+            ]
+            if cut:
+                logits[[r for r, _ in cut], [t for _, t in cut]] = -math.inf
             tokens = _sample(logits, temperature, top_p, gen)
             chosen = torch.log_softmax(logits, dim=-1).gather(1, tokens[:, None])[:, 0]
             may_stop = candidates[tokens].tolist() if stop else None

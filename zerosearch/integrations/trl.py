@@ -318,7 +318,7 @@ def build_trainer(cfg: TrainConfig, engine: SearchEngine | None = None, **trl_ov
 
     from zerosearch.data import load_questions
     from zerosearch.engines import make_engine
-    from zerosearch.models import load_model
+    from zerosearch.models import freeze_below, load_model
 
     args = grpo_config(cfg, PartialState().num_processes, **trl_overrides)
     examples = load_questions(cfg.data, seed=cfg.seed)
@@ -330,6 +330,8 @@ def build_trainer(cfg: TrainConfig, engine: SearchEngine | None = None, **trl_ov
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
         model.config._name_or_path = model.name_or_path = str(path)
+    if cfg.rl.train_layers:  # the Trainer optimizes the parameters that require grad
+        freeze_below(model, cfg.rl.train_layers, "rl.train_layers")
     peft_config = None
     if cfg.rl.lora_r:
         from peft import LoraConfig

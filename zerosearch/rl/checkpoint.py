@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from zerosearch.errors import ConfigError, UserError
 
@@ -107,7 +106,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def check_resume(run_dir: str | Path, cfg) -> None:
     """A resume continues the run as it was configured: refuse a config that differs from RUN/config.yaml in a
     field that changes what is computed (naming the fields), rather than silently mixing two configurations."""
-    from zerosearch.config import TrainConfig, from_dict, to_dict
+    from zerosearch.config import TrainConfig, from_dict, load_yaml, to_dict
 
     run_dir = Path(run_dir)
     if not checkpoints(run_dir):
@@ -116,7 +115,7 @@ def check_resume(run_dir: str | Path, cfg) -> None:
     if not path.exists():
         return
     try:
-        saved = to_dict(from_dict(TrainConfig, yaml.safe_load(path.read_text()) or {}))
+        saved = to_dict(from_dict(TrainConfig, load_yaml(path.read_text()) or {}))
     except ConfigError as e:
         raise ConfigError(f"--resume: {path}: {e}") from None
 

@@ -84,25 +84,12 @@ def register(app: typer.Typer) -> None:
         """Optional, before RL (a departure from the paper): a short SFT on oracle search demonstrations, so that a
         small policy follows the search protocol. Rollout limits, k and lora_r come from the recipe
         (zerosearch/recipes/tiny.yaml)."""
-        from zerosearch.rl.warmstart import warm_start
+        from zerosearch.rl.warmstart import warm_start_from
 
         flags = {"model.spec": model, "warmstart.out": out and str(out), "warmstart.examples": examples}
         flags |= {"warmstart.steps": steps, "warmstart.lr": lr, "warmstart.batch_size": batch_size}
         cfg = load(config, set_, flags, recipe="tiny")
-        w = cfg.warmstart
-        path = warm_start(
-            cfg.model.spec,
-            Path(w.out),
-            n_examples=w.examples,
-            steps=w.steps,
-            lr=w.lr,
-            batch_size=w.batch_size,
-            k=cfg.engine.k,
-            seed=cfg.seed,
-            rollout_cfg=cfg.rollout,
-            lora_r=cfg.rl.lora_r,
-            micro_batch=cfg.rl.micro_batch,
-        )
+        path = warm_start_from(cfg, cfg.warmstart.out)
         typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")
 
     @app.command()

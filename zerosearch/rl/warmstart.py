@@ -228,3 +228,22 @@ def warm_start(
     )
     _save(policy, tokenizer, demos, stats, out)
     return out
+
+
+def warm_start_from(cfg, out_dir: str | Path) -> Path:
+    """`warm_start` of cfg.model.spec as a root config says: its `warmstart` section, the rollout limits, k, seed,
+    lora_r and micro_batch of the recipe it will train with."""
+    w = cfg.warmstart
+    return warm_start(
+        cfg.model.spec,
+        out_dir,
+        n_examples=w.examples,
+        steps=w.steps,
+        lr=w.lr,
+        batch_size=w.batch_size,
+        k=cfg.engine.k,
+        seed=cfg.seed,
+        rollout_cfg=cfg.rollout,
+        lora_r=cfg.rl.lora_r,
+        micro_batch=cfg.rl.micro_batch,
+    )

@@ -51,6 +51,20 @@ def _log_lines(log: Callable[[str], None]):
     return LogLines()
 
 
+def _in_order_trainer():
+    import torch
+    from trl import SFTTrainer
+
+    class InOrderSFTTrainer(SFTTrainer):
+        """Examples in the file's order (`sft.shuffle=false`): the transformers versions we support differ in how
+        (and whether) their arguments say so."""
+
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+    return InOrderSFTTrainer
+
+
 def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], None] | None = None):
     """The TRL SFTTrainer for a config: model, data and arguments wired, not yet trained. `log` gets one line per
     logging step instead of the progress bar."""
@@ -60,6 +74,8 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
     from trl import SFTTrainer
 
     from zerosearch.models import freeze_below, load_model
+
+    InOrderSFTTrainer = _in_order_trainer()
 
     data = _dataset(Path(cfg.data))
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device="cpu")
@@ -88,7 +104,6 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         bf16=cfg.dtype == "bf16",
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        train_sampling_strategy="random" if cfg.shuffle else "sequential",
         report_to="none",
         disable_tqdm=not progress or log is not None,
         seed=cfg.seed,
@@ -100,7 +115,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         peft_config = LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM"
         )
-    trainer = SFTTrainer(
+    trainer = (SFTTrainer if cfg.shuffle else InOrderSFTTrainer)(
         model=model,
         args=args,
         train_dataset=data["train"],

@@ -8,7 +8,7 @@ default; grade a simulator with the decoding that training will use (`temperatur
   whose real documents hold it: the first hop of a two-hop question ("in which country is X?" for "what is the
   currency of the country of X?") has no useful document that holds the final answer, and a simulator that
   writes it there copies it from its prompt;
-- noisy answer-leak: it occurs in the noisy output (lower is better), over every query;
+- noisy answer-leak: it occurs in the noisy output (lower is better), over every graded query;
   both leave out the queries that contain the answer themselves (e.g. "which came first, A or B?" or a club
   named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
 - format validity: the output parses into k well-formed documents (`parse_documents`);
@@ -104,7 +104,7 @@ def grade(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int = 0,
-    ban_answers: bool = True,
+    ban_answers: bool = False,
 ) -> dict:
     """The report card of one simulator (a Generator + prompt form) on the held-out items; `ban_answers` as the
     engine's (a back-end without bans grades without them: the card says which)."""
@@ -210,6 +210,6 @@ def markdown(report: dict[str, dict]) -> str:
     lines.append(
         f"\n{card['queries']} held-out queries, each asked once useful and once noisy ({decoding(card)}); leak over "
         f"the {card['queries'] - card['queries_containing_answer']} whose query does not itself contain the answer, "
-        f"hit over the {card['queries_answerable']} of them whose real documents hold it."
+        f"hit over the {card.get('queries_answerable', '?')} of them whose real documents hold it."
     )
     return "\n".join(lines)

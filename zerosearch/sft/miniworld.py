@@ -164,6 +164,7 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         seed=cfg.seed,
+        ban_answers=True,  # as the tiny recipe trains against it
     )
     stage("grade")
     met = meets(card)

@@ -146,4 +146,5 @@ def test_useful_hit_counts_only_queries_whose_real_documents_hold_the_answer(tmp
     card = grade(Scripted(), "sft", items, k=5, batch_size=3)
     assert card["queries_answerable"] == 1
     assert card["useful_answer_hit"] == 1.0  # over query A only
+    assert card["useful_shortcut"] == 1.0  # query B's useful output holds the answer its real documents lack
     assert card["noisy_answer_leak"] == 0.5  # still over A and B: a noisy output must never hold the answer

@@ -11,6 +11,9 @@ default; grade a simulator with the decoding that training will use (`temperatur
 - noisy answer-leak: it occurs in the noisy output (lower is better), over every graded query;
   both leave out the queries that contain the answer themselves (e.g. "which came first, A or B?" or a club
   named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
+- useful shortcut: over the other graded queries (a first hop, whose real documents do not hold the final
+  answer), the useful output holds it anyway (lower is better): RL against such a simulator learns to stop after
+  the first search, which a real engine does not reward;
 - format validity: the output parses into k well-formed documents (`parse_documents`);
 - prompt copy: the output (useful and noisy alike) repeats 8+ consecutive words of the exact prompt the simulator
   was given for that request (instructions, few-shot example, the question/answer preamble), other than words of
@@ -152,6 +155,9 @@ def grade(
         "queries_containing_answer": n - len(graded),
         "queries_answerable": len(answerable),
         "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in answerable),
+        "useful_shortcut": _mean(
+            contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded if i not in set(answerable)
+        ),
         "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
         "format_validity": _mean(valid),
         "prompt_copy": _mean(copied),

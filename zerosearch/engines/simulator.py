@@ -8,6 +8,8 @@ reference implementation does when some trajectories issue no query in a turn).
 Sampling is seeded: call n of the engine uses seed `seed + 1_000_003 n` (and the back-end gives each prompt of a call
 its own stream), so that the samples of a group that send the same query get different documents, and a
 resumed run that restores `state_dict()` samples as the uninterrupted one.
+Departure (opt-in, `ban_answers`): a noisy request's completion cannot spell a gold answer, because a small
+simulator otherwise leaks the answer it is told into the documents meant to mislead (docs/simulator.md).
 """
 
 from __future__ import annotations

@@ -101,8 +101,8 @@ class SimulatorEngine(SearchEngine):
         """`model_id` identifies the generator's weights (`models.model_identity`) for cache keys; None means
         they may change (the policy's, in training): such a simulator is never cached.
 
-        `ban_answers`: a noisy request's completion cannot spell a gold answer (cased as given, lower-cased and
-        capitalized), where the back-end supports bans (in-process; not a server). The simulator is told the
+        `ban_answers`: a noisy request's completion cannot spell a gold answer (`banned_strings`), where the
+        back-end supports bans (in-process; not a server). The simulator is told the
         answer so that it can write useful documents; a small one then writes it into noisy ones too, which would
         hand the policy the answer in exactly the searches meant to mislead it (docs/simulator.md)."""
         super().__init__()

@@ -157,6 +157,7 @@ class HFGenerator(Generator):
         reused = [self.cache.take(x) if self.cache is not None else None for x in ids]
         cache, input_ids, attention, positions = self._pack(ids, reused)
         candidates = self._candidates(stop) if stop else None
+        banning = any(bans)
         width = 4 * max((len(s) for s in stop), default=0) + 2  # tokens enough to spell any stop string
         rows = list(range(len(ids)))  # batch row -> prompt index
         for step in range(max_new_tokens):
@@ -174,12 +175,16 @@ class HFGenerator(Generator):
             )
             # Only a banned string's last token is masked, once the rest of it is written: words that share a prefix
             # with it stay writable (other tokenizations of it are not caught; the report card's leak rate is).
-            cut = [
-                (r, seq[-1])
-                for r, i in enumerate(rows)
-                for seq in bans[i]
-                if len(seq) == 1 or out[i][-len(seq) + 1 :] == seq[:-1]
-            ]
+            cut = (
+                [
+                    (r, seq[-1])
+                    for r, i in enumerate(rows)
+                    for seq in bans[i]
+                    if len(seq) == 1 or out[i][-len(seq) + 1 :] == seq[:-1]
+                ]
+                if banning
+                else []
+            )
             if cut:
                 logits[[r for r, _ in cut], [t for _, t in cut]] = -math.inf
             tokens = _sample(logits, temperature, top_p, gen)

@@ -51,20 +51,6 @@ def _log_lines(log: Callable[[str], None]):
     return LogLines()
 
 
-def _in_order_trainer():
-    import torch
-    from trl import SFTTrainer
-
-    class InOrderSFTTrainer(SFTTrainer):
-        """Examples in the file's order (`sft.shuffle=false`): the transformers versions we support differ in how
-        (and whether) their arguments say so."""
-
-        def _get_train_sampler(self, *args, **kwargs):
-            return torch.utils.data.SequentialSampler(self.train_dataset)
-
-    return InOrderSFTTrainer
-
-
 def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], None] | None = None):
     """The TRL SFTTrainer for a config: model, data and arguments wired, not yet trained. `log` gets one line per
     logging step instead of the progress bar."""
@@ -75,7 +61,12 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
 
     from zerosearch.models import freeze_below, load_model
 
-    InOrderSFTTrainer = _in_order_trainer()
+    class InOrderSFTTrainer(SFTTrainer):
+        """Examples in the file's order (`sft.shuffle=false`): the transformers versions we support differ in how
+        (and whether) their arguments say so."""
+
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
 
     data = _dataset(Path(cfg.data))
     model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device="cpu")

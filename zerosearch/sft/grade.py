@@ -143,7 +143,8 @@ def grade(
     real = [" ".join(d.text for d in parse_documents(it["real"], k)[0]) for it in items]
     meter = engine.meter
     graded = [i for i, it in enumerate(items) if not contains_answer(it["query"], it["golden_answers"])]
-    answerable = [i for i in graded if contains_answer(items[i]["real"], items[i]["golden_answers"])]
+    answerable = {i for i in graded if contains_answer(items[i]["real"], items[i]["golden_answers"])}
+    useful_holds = {i: contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded}
     return {
         "prompt": prompt,
         "k": k,
@@ -154,10 +155,8 @@ def grade(
         "queries": n,
         "queries_containing_answer": n - len(graded),
         "queries_answerable": len(answerable),
-        "useful_answer_hit": _mean(contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in answerable),
-        "useful_shortcut": _mean(
-            contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded if i not in set(answerable)
-        ),
+        "useful_answer_hit": _mean(useful_holds[i] for i in answerable),
+        "useful_shortcut": _mean(useful_holds[i] for i in graded if i not in answerable),
         "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
         "format_validity": _mean(valid),
         "prompt_copy": _mean(copied),

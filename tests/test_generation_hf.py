@@ -4,6 +4,7 @@ full forward pass without any cache, so they hold for whatever the random weight
 import pytest
 import torch
 
+from zerosearch.generation import hf
 from zerosearch.generation.hf import HFGenerator
 from zerosearch.models import load_model
 
@@ -138,3 +139,16 @@ def test_bans_follow_their_prompt_after_other_rows_finish(gen):
     assert word not in outs[2].text
     with pytest.raises(ValueError, match="3 prompts"):
         gen.generate(PROMPTS, max_new_tokens=2, banned=[[word]])
+
+
+# a flat row's nucleus past the candidates (the full sort), both nuclei inside them, candidates = the vocabulary
+@pytest.mark.parametrize("width", [4, 8, 1024])
+def test_top_p_draws_only_and_all_of_the_exact_nucleus(monkeypatch, width):
+    monkeypatch.setattr(hf, "NUCLEUS_WIDTH", width)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.04, 0.01] + [0.0] * 95]) + 1e-12).repeat(2000, 1)
+    logits[1000:] = torch.log(torch.tensor([0.2] * 5 + [0.0] * 95) + 1e-12)  # a flat row: 5 tokens to reach 0.9
+    drawn = hf._sample(logits, 1.0, 0.9, torch.Generator().manual_seed(0))
+    assert set(drawn[:1000].tolist()) == {0, 1, 2}  # 0.5 + 0.3 < 0.9 <= 0.5 + 0.3 + 0.15
+    assert set(drawn[1000:].tolist()) == {0, 1, 2, 3, 4}
+    share = (drawn[:1000] == 0).float().mean().item()
+    assert abs(share - 0.5 / 0.95) < 0.05  # renormalized within the nucleus

@@ -38,13 +38,13 @@ def engine(tmp_path_factory):
     return BM25Engine(path, index_dir=path.parent / "index")
 
 
-def test_oracle_queries_are_the_question_then_distinct_hops():
-    assert oracle_queries(QUESTIONS[0]) == ["Who founded Harrow Lake Observatory?"]
-    assert oracle_queries(QUESTIONS[1]) == [
-        "Where was the founder of Harrow Lake Observatory born?",
-        "Who founded Harrow Lake Observatory?",
-        "Where was Ilse Varnum born?",
-    ]
+def test_oracle_queries_are_the_question_then_distinct_hops_each_with_its_own_answer():
+    assert oracle_queries(QUESTIONS[0]) == {"Who founded Harrow Lake Observatory?": ["Ilse Varnum"]}
+    assert oracle_queries(QUESTIONS[1]) == {
+        "Where was the founder of Harrow Lake Observatory born?": ["Kestrel Bay"],
+        "Who founded Harrow Lake Observatory?": ["Ilse Varnum"],  # the bridge, not the final answer
+        "Where was Ilse Varnum born?": ["Kestrel Bay"],
+    }
 
 
 def test_oracle_collection_keeps_every_interaction_and_resumes(engine, tmp_path):
@@ -56,6 +56,7 @@ def test_oracle_collection_keeps_every_interaction_and_resumes(engine, tmp_path)
     assert hop2["query"] == "Where was Ilse Varnum born?" and hop2["golden_answers"] == ["Kestrel Bay"]
     assert hop2["documents"][0]["id"] == "varnum" and len(hop2["documents"]) == 2
     assert hop2["engine"] == engine.identity() and hop2["source"] == "oracle"
+    assert rows[2]["query_answers"] == ["Ilse Varnum"] and "query_answers" not in hop2  # the same as the gold
 
     with out.open("a") as f:
         f.write('{"question_id": "q3", "quest')  # a crash mid-write

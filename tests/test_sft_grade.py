@@ -140,11 +140,15 @@ def test_report_card_counts_prompt_copies(tmp_path):
     assert "prompt copy ↓" in markdown({"copier": card})
 
 
-def test_useful_hit_counts_only_queries_whose_real_documents_hold_the_answer(tmp_path):
+def test_useful_hit_counts_only_queries_that_ask_for_the_answer_and_whose_real_documents_hold_it(tmp_path):
     items = _items(tmp_path)
-    items[1]["real"] = "Doc 1: a first hop, without the final answer"  # query B: no useful document exists
+    # query B is a first hop: it asks for a bridge entity, and its real documents lack the final answer
+    items[1] |= {"real": "Doc 1: a first hop naming the bridge", "query_answers": ["bridge"]}
     card = grade(Scripted(), "sft", items, k=5, batch_size=3)
-    assert card["queries_answerable"] == 1
+    assert card["queries_answerable"] == 1 and card["queries_first_hop"] == 1
     assert card["useful_answer_hit"] == 1.0  # over query A only
-    assert card["useful_shortcut"] == 1.0  # query B's useful output holds the answer its real documents lack
+    assert card["useful_shortcut"] == 1.0  # query B's useful output holds the final answer anyway
+    items[1]["query_answers"] = ["bravo"]  # asks for the final answer, which its real documents lack: neither
+    card = grade(Scripted(), "sft", items, k=5, batch_size=3)
+    assert card["queries_answerable"] == 1 and card["queries_first_hop"] == 0
     assert card["noisy_answer_leak"] == 0.5  # still over A and B: a noisy output must never hold the answer

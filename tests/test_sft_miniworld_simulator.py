@@ -63,7 +63,7 @@ def test_the_spec_builds_once_into_the_cache_and_loads(cache, capfd):
         user, docs = r["prompt"][-1]["content"], r["completion"][0]["content"]
         assert user.endswith(f"{r['mode'].capitalize()} Output:\n")
         assert docs.startswith("Doc 1: ") and docs.count("\nDoc ") == TINY.k - 1
-        assert contains_answer(docs, r["golden_answers"]) == (r["mode"] == "useful")
+        assert contains_answer(docs, r["query_answers"]) == (r["mode"] == "useful")
     # Trained in this order, a query's useful example then its noisy one (`paired`, sft.shuffle=false).
     assert [r["mode"] for r in rows] == ["useful", "noisy"] * (len(rows) // 2)
     assert all((a["question_id"], a["query"]) == (b["question_id"], b["query"]) for a, b in zip(rows[::2], rows[1::2]))
@@ -127,3 +127,22 @@ def test_split_by_document_pairs_the_modes_of_one_query():
     # no document with the answer: no useful example; fewer than k without it: no noisy one
     assert [r["label"] for r in split_by_document(record | {"golden_answers": ["Paris"]}, k=3)] == ["noisy"]
     assert split_by_document(record, k=4) == [useful | {"documents": useful["documents"] + [docs[3]]}]
+
+
+def test_split_by_document_judges_a_first_hop_on_its_own_answer():
+    texts = ("Ann founded Vell Press.", "Oslo is a city.", "Vell Press prints maps.", "Ann was born in Oslo.", "Vell")
+    record = {
+        "query": "Who founded Vell Press?",
+        "golden_answers": ["Oslo"],  # of "where was the founder of Vell Press born?"
+        "query_answers": ["Ann"],
+        "documents": [{"text": t} for t in texts],
+        "label": "useful",
+    }
+    useful, noisy = split_by_document(record, k=2)
+    # The bridge, then filler without either answer: the final answer in a first hop's useful documents would be
+    # a shortcut (so "Ann was born in Oslo." goes too), in its noisy ones a leak.
+    assert [d["text"] for d in useful["documents"]] == ["Ann founded Vell Press.", "Vell Press prints maps."]
+    assert [d["text"] for d in noisy["documents"]] == ["Vell Press prints maps.", "Vell"]
+    # a last hop asks for the final answer: its documents that hold it are its useful ones
+    last = record | {"query": "Where was Ann born?", "query_answers": ["Oslo"]}
+    assert [d["text"] for d in split_by_document(last, k=2)[0]["documents"]] == list(texts[1:4:2])

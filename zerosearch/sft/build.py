@@ -19,7 +19,7 @@ from collections import Counter
 from zerosearch import prompts
 from zerosearch.engines.base import Document
 from zerosearch.rewards import normalize_answer
-from zerosearch.sft.judge import LABELS, contains_answer, documents_text
+from zerosearch.sft.judge import LABELS, asks_final, contains_answer, documents_text, query_answers
 
 
 def cut(text: str, max_words: int) -> str:
@@ -56,25 +56,37 @@ def example(record: dict, documents: list[dict]) -> dict:
         "question": record["question"],
         "golden_answers": list(record["golden_answers"]),
         "query": record["query"],
+        "query_answers": list(query_answers(record)),
         "source": record.get("source", ""),
     }
 
 
 def split_by_document(record: dict, k: int) -> list[dict]:
-    """Both modes from one query's documents, judged one by one: `useful` = the documents that hold a gold answer,
-    then the next ones up to k; `noisy` = the first k that do not (when there are k). Collect more than k.
+    """Both modes from one query's documents, judged one by one: `useful` = the documents that hold the query's
+    answers (`query_answers`: a hop's own answer, else the gold answers), then documents that hold no answer, up to
+    k; `noisy` = the first k documents that hold no answer (when there are k). Collect more than k.
 
     The record-level label says whether *the query's* results hold the answer; a sub-question's results (the
     first hop of a two-hop question) then come out noisy while they answer the query itself, and teach the
-    noisy mode to answer the query. Paired examples of one query teach exactly the difference: the answer."""
+    noisy mode to answer the query. Paired examples of one query teach exactly the difference: the answer.
+    A first hop's useful documents hold the bridge, never the final answer beside it (such a document is dropped):
+    a simulator taught that writes the final answer for any query, and RL against it learns to stop after one
+    search."""
     if not (record.get("query") or "").strip() or not record.get("documents"):
         return [record]
-    has = [contains_answer(documents_text([d]), record["golden_answers"]) for d in record["documents"]]
-    hits = [d for d, h in zip(record["documents"], has) if h]
-    misses = [d for d, h in zip(record["documents"], has) if not h]
-    out = [record | {"label": "useful", "documents": (hits + misses)[:k]}] if hits else []
-    if len(misses) >= k:
-        out.append(record | {"label": "noisy", "documents": misses[:k]})
+    targets, finals = query_answers(record), record["golden_answers"]
+    shortcut = [] if asks_final(record) else finals
+    hits, clean = [], []
+    for d in record["documents"]:
+        text = documents_text([d])
+        if contains_answer(text, targets):
+            if not contains_answer(text, shortcut):
+                hits.append(d)
+        elif not contains_answer(text, finals):
+            clean.append(d)
+    out = [record | {"label": "useful", "documents": (hits + clean)[:k]}] if hits else []
+    if len(clean) >= k:
+        out.append(record | {"label": "noisy", "documents": clean[:k]})
     return out
 
 
@@ -116,8 +128,8 @@ def build(
             continue
         if (
             r["label"] == "useful"
-            and contains_answer(documents_text(r["documents"]), r["golden_answers"])
-            and not contains_answer(documents_text(docs), r["golden_answers"])
+            and contains_answer(documents_text(r["documents"]), query_answers(r))
+            and not contains_answer(documents_text(docs), query_answers(r))
         ):
             dropped["answer_cut_off"] += 1
             continue

@@ -28,14 +28,17 @@ from zerosearch.sft.judge import contains_answer, documents_text
 SOURCES = ("agent", "oracle", "both")
 
 
-def oracle_queries(example) -> list[str]:
-    """The question, then the sub-question of each hop where the data has them (mini-world two-hop questions)."""
-    queries = [example.question]
+def oracle_queries(example) -> dict[str, list[str]]:
+    """The question, then the sub-question of each hop where the data has them (mini-world two-hop questions), each
+    with the answers its documents should hold: the gold answers for the question, the hop's own answer for a hop
+    that has one (the bridge entity of a first hop; the final answer of the last)."""
+    queries = {example.question: list(example.golden_answers)}
     for hop in example.meta.get("hops") or example.meta.get("sub_questions") or []:
         query = hop.get("question") or hop.get("query") if isinstance(hop, dict) else hop
+        answer = hop.get("answer") if isinstance(hop, dict) else None
         if isinstance(query, str) and query.strip():
-            queries.append(query.strip())
-    return list(dict.fromkeys(queries))
+            queries.setdefault(query.strip(), [str(answer)] if answer else list(example.golden_answers))
+    return queries
 
 
 def done_question_ids(path: Path) -> set[str]:
@@ -50,9 +53,16 @@ def done_question_ids(path: Path) -> set[str]:
 
 
 def _record(
-    example, engine_id: str, source: str, query: str | None, documents: list[dict], sample: int = 0, turn: int = 0
+    example,
+    engine_id: str,
+    source: str,
+    query: str | None,
+    documents: list[dict],
+    sample: int = 0,
+    turn: int = 0,
+    query_answers: list[str] | None = None,
 ) -> dict:
-    return {
+    record = {
         "question_id": str(example.id),
         "question": example.question,
         "golden_answers": list(example.golden_answers),
@@ -64,6 +74,9 @@ def _record(
         "sample": sample,
         "turn": turn,
     }
+    if query_answers is not None and query_answers != list(example.golden_answers):
+        record["query_answers"] = query_answers
+    return record
 
 
 def collect_batch(
@@ -94,14 +107,16 @@ def collect_batch(
                     _record(examples[q], engine_id, "agent", search.query, search.documents, sample, turn)
                 )
     if source in ("oracle", "both"):
-        owners, requests = [], []
+        owners, requests, targets = [], [], []
         for q, ex in enumerate(examples):
-            for query in oracle_queries(ex):
+            for query, answers in oracle_queries(ex).items():
                 owners.append(q)
+                targets.append(answers)
                 requests.append(SearchRequest(query=query, k=k, question=ex.question, answers=list(ex.golden_answers)))
-        for q, request, docs in zip(owners, requests, engine.search(requests), strict=True):
+        for q, request, answers, docs in zip(owners, requests, targets, engine.search(requests), strict=True):
+            documents = [d.to_dict() for d in docs]
             per_question[q].append(
-                _record(examples[q], engine_id, "oracle", request.query, [d.to_dict() for d in docs])
+                _record(examples[q], engine_id, "oracle", request.query, documents, query_answers=answers)
             )
     return [
         r for q, rows in enumerate(per_question) for r in (rows or [_record(examples[q], engine_id, source, None, [])])

@@ -86,6 +86,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         warmup_steps=cfg.warmup_steps,
         max_length=cfg.max_length,
         completion_only_loss=True,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         logging_steps=max(1, min(10, cfg.steps // 10)),
         save_strategy="steps" if cfg.save_every else "no",
         save_steps=max(cfg.save_every, 1),  # unused when save_every = 0

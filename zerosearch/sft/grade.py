@@ -5,15 +5,16 @@ documents for its query. Every simulator answers every query twice, once `useful
 default; grade a simulator with the decoding that training will use (`temperature`, `top_p`, seeded).
 
 - useful answer-hit: a normalized gold answer occurs in the useful output (higher is better), over the queries
-  whose real documents hold it: the first hop of a two-hop question ("in which country is X?" for "what is the
-  currency of the country of X?") has no useful document that holds the final answer, and a simulator that
-  writes it there copies it from its prompt;
+  that ask for it (the question, or the last hop of a two-hop one) and whose real documents hold it. The first
+  hop of a two-hop question ("in which country is X?" for "what is the currency of the country of X?") asks for
+  a bridge entity that a held-out question's simulator cannot know, and has no useful document that holds the
+  final answer: a simulator that writes it there copies it from its prompt;
 - noisy answer-leak: it occurs in the noisy output (lower is better), over every graded query;
   both leave out the queries that contain the answer themselves (e.g. "which came first, A or B?" or a club
   named after its city): there, any on-topic document "leaks" it, so they would measure nothing;
-- useful shortcut: over the other graded queries (a first hop, whose real documents do not hold the final
-  answer), the useful output holds it anyway (lower is better): RL against such a simulator learns to stop after
-  the first search, which a real engine does not reward;
+- useful shortcut: over the first hops (graded queries that ask for a bridge entity and whose real documents do
+  not hold the final answer), the useful output holds the final answer anyway (lower is better): RL against such
+  a simulator learns to stop after the first search, which a real engine does not reward;
 - format validity: the output parses into k well-formed documents (`parse_documents`);
 - prompt copy: the output (useful and noisy alike) repeats 8+ consecutive words of the exact prompt the simulator
   was given for that request (instructions, few-shot example, the question/answer preamble), other than words of
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from zerosearch.errors import UserError
 from zerosearch.rewards import f1_score
-from zerosearch.sft.judge import contains_answer, documents_text
+from zerosearch.sft.judge import asks_final, contains_answer, documents_text
 
 PROMPTS = ("sft", "fewshot")
 COPY_WORDS = 8  # a span this long shared with the prompt is copied, not written
@@ -70,6 +71,7 @@ def load_items(path: str | Path, limit: int | None = None) -> list[dict]:
                 "question": row["question"],
                 "golden_answers": row["golden_answers"],
                 "query": row["query"],
+                "query_answers": row.get("query_answers") or row["golden_answers"],
                 "real": row["completion"][-1]["content"],
             }
         except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
@@ -143,7 +145,14 @@ def grade(
     real = [" ".join(d.text for d in parse_documents(it["real"], k)[0]) for it in items]
     meter = engine.meter
     graded = [i for i, it in enumerate(items) if not contains_answer(it["query"], it["golden_answers"])]
-    answerable = {i for i in graded if contains_answer(items[i]["real"], items[i]["golden_answers"])}
+    answerable = {
+        i for i in graded if asks_final(items[i]) and contains_answer(items[i]["real"], items[i]["golden_answers"])
+    }
+    first_hops = [
+        i
+        for i in graded
+        if not asks_final(items[i]) and not contains_answer(items[i]["real"], items[i]["golden_answers"])
+    ]
     useful_holds = {i: contains_answer(text(useful[i]), items[i]["golden_answers"]) for i in graded}
     return {
         "prompt": prompt,
@@ -156,7 +165,8 @@ def grade(
         "queries_containing_answer": n - len(graded),
         "queries_answerable": len(answerable),
         "useful_answer_hit": _mean(useful_holds[i] for i in answerable),
-        "useful_shortcut": _mean(useful_holds[i] for i in graded if i not in answerable),
+        "queries_first_hop": len(first_hops),
+        "useful_shortcut": _mean(useful_holds[i] for i in first_hops),
         "noisy_answer_leak": _mean(contains_answer(text(noisy[i]), items[i]["golden_answers"]) for i in graded),
         "format_validity": _mean(valid),
         "prompt_copy": _mean(copied),

@@ -26,6 +26,19 @@ def contains_answer(text: str, answers: Sequence[str]) -> bool:
     return any((g := normalize_answer(a)) and f" {g} " in haystack for a in answers)
 
 
+def query_answers(record: dict) -> list[str]:
+    """What the query's documents must hold to be useful: a hop's own answer where the record has one (an oracle
+    hop query: "where was X born?" is answered by X's birthplace, not by the two-hop question's final answer),
+    else the gold answers."""
+    return record.get("query_answers") or record["golden_answers"]
+
+
+def asks_final(record: dict) -> bool:
+    """Whether the record's query asks for the final answer (the question, or a last hop), not for a bridge."""
+    finals = {normalize_answer(a) for a in record["golden_answers"]}
+    return any(normalize_answer(a) in finals for a in query_answers(record))
+
+
 class Judge:
     name = "judge"
 
@@ -39,8 +52,7 @@ class RuleJudge(Judge):
 
     def label(self, records: list[dict]) -> list[str | None]:
         return [
-            "useful" if contains_answer(documents_text(r["documents"]), r["golden_answers"]) else "noisy"
-            for r in records
+            "useful" if contains_answer(documents_text(r["documents"]), query_answers(r)) else "noisy" for r in records
         ]
 
 

@@ -5,7 +5,8 @@ The `zerosearch sft` stages, run end to end at toy scale:
 1. collect: every oracle query of `mini-world:train` (the question and each hop's sub-question) against BM25
    over `mini-world:corpus`, the top 3k documents kept. No policy model is needed: the oracle queries are the
    ones a good searcher sends, and the mini-world has them;
-2. judge: the rule judge, document by document: does it hold a gold answer;
+2. judge: the rule judge, document by document: does it hold the query's answer (a hop's own answer for a hop's
+   sub-question: a first hop's useful documents name the bridge entity, not the final answer);
 3. build: SFT chat pairs in the released simulators' exact prompt format, both modes from each query (useful =
    its documents that hold the answer, then the next ones; noisy = its documents that do not), the two examples
    of a query side by side in one batch;
@@ -35,7 +36,7 @@ from zerosearch.config import SFTConfig, SimulatorBuildConfig, cache_dir, to_dic
 from zerosearch.errors import UserError
 
 SPEC = "mini-world:simulator"
-VERSION = 2  # bump when the build's code changes what it makes (the recipe's fields are hashed already)
+VERSION = 3  # bump when the build's code changes what it makes (the recipe's fields are hashed already)
 TARGETS = {  # issue 12: what a simulator must reach before RL can learn against it
     "useful_answer_hit": (">=", 0.85),
     "noisy_answer_leak": ("<=", 0.10),
@@ -124,7 +125,8 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
     log(f"2/5 judge (rule): the results of {useful} of {len(train_records)} train queries hold the answer")
 
     shape = dict(k=cfg.k, max_doc_words=cfg.max_doc_words, val_fraction=0.0, seed=cfg.seed)
-    train, _, train_stats = build_examples(train_records, balance=1.0, per_document=True, **shape)
+    # `paired` balances the modes exactly; a balance before it would drop one mode of some queries, orphaning the other
+    train, _, train_stats = build_examples(train_records, balance=0.0, per_document=True, **shape)
     train = paired(train)[: cfg.steps * cfg.batch_size]  # each example is trained on once: no more are needed
     heldout, _, heldout_stats = build_examples(test_records, balance=0.0, **shape)
     _write_jsonl(data / "train.jsonl", train)
@@ -218,7 +220,7 @@ def cached(cfg: SimulatorBuildConfig | None = None) -> Path:
     final = cache_dir() / "models" / f"mini-world-simulator-{key(cfg)}"
     if complete(final):
         return final
-    progress(f"not built yet: building it once into {final} (about 10 minutes on 2 CPU cores)")
+    progress(f"not built yet: building it once into {final} (minutes on a GPU, about an hour on 2 CPU cores)")
     return build_atomically(final, cfg)
 
 

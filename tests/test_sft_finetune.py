@@ -44,6 +44,8 @@ def test_loss_is_on_the_assistant_turn_only(data_dir, tmp_path):
     context = tokenizer.decode([t for t, label in zip(ids, labels) if label == -100])
     assert trained.startswith("Doc 1: document 1 about answer") and trained.rstrip().endswith("<|im_end|>")
     assert "Useful Output:" in context and "Doc 1" not in context
+    # TRL checkpoints activations by default; a small model does not need the recomputation (a third of a step)
+    assert trainer.args.gradient_checkpointing is False
 
 
 def test_finetune_saves_a_loadable_model_and_resumes(data_dir, tmp_path):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from zerosearch.errors import UserError
 from zerosearch.rewards import f1_score
-from zerosearch.sft.judge import asks_final, contains_answer, documents_text
+from zerosearch.sft.judge import asks_final, contains_answer, documents_text, query_answers
 
 PROMPTS = ("sft", "fewshot")
 COPY_WORDS = 8  # a span this long shared with the prompt is copied, not written
@@ -71,7 +71,7 @@ def load_items(path: str | Path, limit: int | None = None) -> list[dict]:
                 "question": row["question"],
                 "golden_answers": row["golden_answers"],
                 "query": row["query"],
-                "query_answers": row.get("query_answers") or row["golden_answers"],
+                "query_answers": query_answers(row),
                 "real": row["completion"][-1]["content"],
             }
         except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:

@@ -1,25 +1,51 @@
 """One GRPO step, ours vs TRL's GRPOTrainer, side by side on this machine's CPU.
 
 Same model, same prompts (the policy prompt of docs/protocol.md in the chat template), same batch (P prompts x G
-generations), same completion budget, sampling at temperature 1 / top-p 0.95, KL coefficient 0.001 (both compute
-reference log-probs), token-mean loss (TRL's `dapo`), one update per step. Single turn, no search: our rollout
-runs with max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS only, so the completion
-lengths can differ: both are printed, with time per completion token). TRL runs without gradient checkpointing,
-as ours does. Each side runs in its own process (peak RSS = that process's max resident memory, model included);
-a warm-up step is run first, the second step is timed.
+generations), same completion budget, sampling at temperature 1 / top-p 0.95, the same KL coefficient (0.001 by
+default: both compute reference log-probs; 0: neither keeps a reference), the same trained blocks (all by default;
+`--train-layers 12 --kl 0` is the tiny recipe's step), token-mean loss (TRL's `dapo`), one update per step (ours
+accumulated over the recipe's micro-batches of 4: the same gradient). Single turn, no search: our rollout runs with
+max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS only, so the completion lengths can differ:
+both are printed, with time per completion token). TRL runs in fp32 without gradient checkpointing, as ours does.
+Each side runs in its own process (peak RSS = that process's max resident memory, model included); a warm-up step
+is run first, the second step is timed. Phases: ours from the trainer's own timers, with the peak RSS of each (Linux);
+TRL's from its profiling contexts (generation, `_prepare_inputs` = generation + scoring + reference log-probs, the
+rest = update). Figures go to benchmarks/results/train_step.json (`--results`).
 
     python benchmarks/train_step.py [--model smollm2-135m] [--prompts 4] [--generations 4] [--max-tokens 64]
+        [--kl 0.001] [--train-layers 0] [--results PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import platform
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "train_step.json"
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory, since start or since the last `reset_peak_rss`."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 2**20
+    except (OSError, IndexError):  # not Linux: the peak since start
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: the peak (VmHWM) starts again from the current RSS
 
 
 def questions(n: int) -> list[str]:
@@ -44,13 +70,15 @@ def run_ours(args) -> dict:
         def _search(self, requests):
             raise AssertionError("no search in this benchmark")
 
+    # One update over the whole batch as TRL's, accumulated over the recipe's micro-batches (the same gradient: each
+    # micro-batch's loss is normalized by the whole batch's token count).
     rl = RLConfig(
         algo="grpo",
         samples_per_prompt=args.generations,
         lr=1e-6,
-        micro_batch=args.prompts * args.generations,
-        kl_coef=0.001,
+        kl_coef=args.kl,
         loss_agg="token-mean",
+        train_layers=args.train_layers,
     )
     rollout = RolloutConfig(max_turns=0, max_turn_tokens=args.max_tokens, temperature=1.0, top_p=0.95)
     model, tokenizer = load_model(args.model, device="cpu")
@@ -60,18 +88,24 @@ def run_ours(args) -> dict:
     actor.eval()
     generator, engine = HFGenerator(actor.policy, tokenizer), NoSearch()
     examples = [QAExample(id=str(i), question=q, golden_answers=["x"]) for i, q in enumerate(questions(args.prompts))]
+    rss = {"model_and_reference": peak_rss_gib()}
     for step in range(2):  # the second step is timed
+        reset_peak_rss()
         start = time.perf_counter()
         trajectories = run_rollouts(generator, engine, examples, rollout, seed=step, n=args.generations, reward="f1")
-        generated = time.perf_counter()
+        generated, rss["generation"] = time.perf_counter(), peak_rss_gib()
+        reset_peak_rss()
         stats = learn(accelerator, wrapped, reference, optimizer, collate(trajectories, tokenizer.pad_token_id), rl)
-        done = time.perf_counter()
+        done, rss["update"] = time.perf_counter(), peak_rss_gib()
     return {
         "seconds": done - start,
-        "generation_s": generated - start,
-        "update_s": done - generated,
-        "logprob_s": stats["logprob_s"],
-        "optimizer_update_s": stats["update_s"],
+        "phases_s": {
+            "generation": generated - start,
+            "reference_logprobs": stats["logprob_s"],
+            "update": stats["update_s"],
+        },
+        "micro_batch": rl.micro_batch,
+        "peak_rss_gib_of_phase": rss,
         "completion_len": sum(len(t.response_ids) for t in trajectories) / len(trajectories),
     }
 
@@ -80,11 +114,16 @@ def run_trl(args) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
+    from trl.extras import profiling
 
     from zerosearch.models import load_model
     from zerosearch.prompts import policy_prompt
 
     model, tokenizer = load_model(args.model, device="cpu")
+    if args.train_layers:  # TRL's optimizer then holds only the trainable weights, as ours
+        from zerosearch.models import freeze_below
+
+        freeze_below(model, args.train_layers)
     tokenizer.padding_side = "left"
     data = Dataset.from_list(
         [{"prompt": [{"role": "user", "content": policy_prompt(q)}]} for q in questions(args.prompts)] * 4
@@ -100,12 +139,20 @@ def run_trl(args) -> dict:
             self.times, self.start = [], 0.0
 
         def on_step_begin(self, *a, **k):
+            phases.clear()
             self.start = time.perf_counter()
 
         def on_step_end(self, *a, **k):
             self.times.append(time.perf_counter() - self.start)
 
     timer = Timer()
+    phases: dict[str, float] = {}
+
+    def record(context, seconds: float) -> None:  # TRL sends these to wandb/mlflow only: keep them here
+        name = context.name.rsplit(".", 1)[-1]
+        phases[name] = phases.get(name, 0.0) + seconds
+
+    profiling.ProfilingContext._log_metrics = record
     with tempfile.TemporaryDirectory() as out:
         cfg = GRPOConfig(
             output_dir=out,
@@ -114,7 +161,7 @@ def run_trl(args) -> dict:
             max_completion_length=args.max_tokens,
             temperature=1.0,
             top_p=0.95,
-            beta=0.001,
+            beta=args.kl,
             loss_type="dapo",
             learning_rate=1e-6,
             max_steps=2,
@@ -123,6 +170,7 @@ def run_trl(args) -> dict:
             logging_steps=1,
             report_to=[],
             use_cpu=True,
+            bf16=False,  # TRL's default on CPU is bf16 autocast: fp32 as ours (bf16 matmuls fall back to slow kernels)
             gradient_checkpointing=False,
             save_strategy="no",
             seed=0,
@@ -136,7 +184,10 @@ def run_trl(args) -> dict:
             callbacks=[timer],
         )
         trainer.train()
-    return {"seconds": timer.times[-1], "completion_len": lengths[-1]}
+    prepare = phases.get("_prepare_inputs", 0.0)
+    split = {"generation": phases.get("generate", 0.0), "update": timer.times[-1] - prepare}
+    split["scoring_and_reference_logprobs"] = prepare - split["generation"]
+    return {"seconds": timer.times[-1], "phases_s": split, "completion_len": lengths[-1]}
 
 
 def main() -> None:
@@ -145,13 +196,17 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--kl", type=float, default=0.001, help="KL coefficient (0: no reference model)")
+    parser.add_argument("--train-layers", type=int, default=0, help="train the top N blocks only (0: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         result = (run_ours if args.side == "ours" else run_trl)(args)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # whole run
         print("RESULT " + json.dumps(result))
         return
+    command = shlex.join(["python", "benchmarks/train_step.py", *sys.argv[1:]])
     if args.model == "tiny-random":  # TRL loads its reference model by path: give both sides the same saved copy
         from zerosearch.models import tiny_random
 
@@ -174,6 +229,10 @@ def main() -> None:
             str(args.generations),
             "--max-tokens",
             str(args.max_tokens),
+            "--kl",
+            str(args.kl),
+            "--train-layers",
+            str(args.train_layers),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
@@ -184,18 +243,34 @@ def main() -> None:
     n = args.prompts * args.generations
     print(
         f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, "
-        f"<= {args.max_tokens} new tokens, CPU"
+        f"<= {args.max_tokens} new tokens, KL {args.kl}, trained blocks: {args.train_layers or 'all'}, CPU"
     )
     print(f"{'':24}{'ours':>12}{'TRL':>12}{'ours/TRL':>10}")
     print(f"{'step time (s)':24}{ours['seconds']:12.2f}{trl['seconds']:12.2f}{ours['seconds'] / trl['seconds']:10.2f}")
-    print(f"{'  ours: generation / update (s)':32}{ours['generation_s']:.2f} / {ours['update_s']:.2f}")
+    for name, side in (("ours", ours), ("TRL", trl)):
+        print(f"  {name} phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in side["phases_s"].items()))
     per_tok = [r["seconds"] / max(r["completion_len"] * n, 1) * 1000 for r in (ours, trl)]
     print(f"{'ms per completion token':24}{per_tok[0]:12.2f}{per_tok[1]:12.2f}{per_tok[0] / per_tok[1]:10.2f}")
     print(f"{'mean completion tokens':24}{ours['completion_len']:12.1f}{trl['completion_len']:12.1f}")
-    print(
-        f"{'peak RSS (MB)':24}{ours['peak_rss_mb']:12.0f}{trl['peak_rss_mb']:12.0f}"
-        f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:10.2f}"
-    )
+    rss = ours["peak_rss_gib"], trl["peak_rss_gib"]
+    print(f"{'peak RSS (GiB)':24}{rss[0]:12.2f}{rss[1]:12.2f}{rss[0] / rss[1]:10.2f}")
+    result = {
+        "machine": {"uname": " ".join(platform.uname()), "nproc": os.cpu_count(), "python": platform.python_version()},
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "goals": {"time_ratio": "<= 1.0", "ours_peak_rss_gib": "<= 3"},
+        "kl": args.kl,
+        "train_layers": args.train_layers,
+        "time_ratio": ours["seconds"] / trl["seconds"],
+        "ms_per_token_ratio": per_tok[0] / per_tok[1],
+        "ours_peak_rss_gib": ours["peak_rss_gib"],
+        "trl_peak_rss_gib": trl["peak_rss_gib"],
+        "ours": ours,
+        "trl": trl,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
+    print(args.results)
 
 
 if __name__ == "__main__":

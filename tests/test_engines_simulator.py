@@ -198,3 +198,42 @@ def test_noisy_requests_ban_the_gold_answers_and_useful_ones_do_not():
     noisy = SearchRequest(query="q", k=3, question="Q", answers=["New york", " "], mode="noisy")
     assert banned_strings(useful) == []
     assert set(banned_strings(noisy)) == {"New york", "new york", "New York"}
+
+
+class Leaky(Generator):
+    """Scripted, without bans: its first `leaks` draws of a prompt spell the gold answer, later ones do not."""
+
+    tokenizer = None
+    name = "leaky"
+
+    def __init__(self, leaks: int):
+        self.leaks, self.draws, self.seeds = leaks, {}, []
+
+    def generate(self, prompts_, **kw):
+        self.seeds.append(kw["seed"])
+        out = []
+        for p in prompts_:
+            self.draws[p] = self.draws.get(p, 0) + 1
+            answer = re.search(r"whose answer is (.*)\.\n", p).group(1)
+            text = answer if self.draws[p] <= self.leaks else "an unrelated place"
+            out.append(Completion(text=f"Doc 1: {text} draw {self.draws[p]}", token_ids=[1]))
+        return out
+
+
+@pytest.mark.parametrize("leaks, kept_draw", [(2, 3), (99, 5)])
+def test_a_server_without_bans_draws_a_leaking_noisy_output_again(leaks, kept_draw):
+    from zerosearch.engines.simulator import RESAMPLES
+
+    gen = Leaky(leaks)
+    engine = SimulatorEngine(gen, prompt="sft", temperature=0.7, seed=3, ban_answers=True)
+    useful = SearchRequest("q", k=1, question="Where?", answers=["Norland"], mode="useful")
+    noisy = SearchRequest("q", k=1, question="Where?", answers=["Norland"], mode="noisy")
+    docs = engine.search([useful, noisy])
+    assert docs[0][0].text == "Norland draw 1"  # a useful output is never drawn again
+    assert docs[1][0].text.endswith(f"draw {kept_draw}") and kept_draw <= RESAMPLES + 1
+    assert ("Norland" in docs[1][0].text) == (leaks >= kept_draw)  # the last draw is kept when all leak
+    assert len(set(gen.seeds)) == len(gen.seeds)  # each draw its own seed
+    assert engine.meter.completion_tokens == 1 + kept_draw
+
+    plain = SimulatorEngine(Leaky(leaks), prompt="sft", temperature=0.7, seed=3)  # no ban asked: no redraw
+    assert "Norland" in plain.search([noisy])[0][0].text

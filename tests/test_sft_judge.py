@@ -1,6 +1,7 @@
 import pytest
 
-from zerosearch.sft.judge import RuleJudge, cohen_kappa, contains_answer, judge, parse_verdict
+from zerosearch.rewards import contains_answer
+from zerosearch.sft.judge import RuleJudge, cohen_kappa, judge, parse_verdict
 
 
 def test_cohen_kappa_matches_hand_computation():

@@ -11,10 +11,10 @@ from zerosearch.cli import app
 from zerosearch.config import SimulatorBuildConfig
 from zerosearch.errors import UserError
 from zerosearch.models import bundled_dir, freeze_below, load_model, model_identity, resolve
+from zerosearch.rewards import contains_answer
 from zerosearch.sft import miniworld
 from zerosearch.sft.build import split_by_document
 from zerosearch.sft.grade import parse_spec
-from zerosearch.sft.judge import contains_answer
 
 TINY = SimulatorBuildConfig(
     model="tiny-random", steps=2, batch_size=2, max_length=256, train_layers=1, grade_queries=3, max_new_tokens=8

@@ -29,6 +29,12 @@ def extract_answer(text: str | None) -> str | None:
     return matches[-1].strip() if matches else None
 
 
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    """A normalized gold answer occurs in the normalized text as whole words (so `1911` is not in `19111`)."""
+    haystack = f" {normalize_answer(text)} "
+    return any((g := normalize_answer(a)) and f" {g} " in haystack for a in answers)
+
+
 def _golds(golds: Sequence[str] | str) -> list[str]:
     return [golds] if isinstance(golds, str) else [str(g) for g in golds]
 

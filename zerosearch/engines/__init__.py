@@ -47,7 +47,8 @@ def _make(name: str, cfg: EngineConfig, generator=None, seed: int = 0) -> Search
 
             backend = "openai" if cfg.simulator_base_url else "hf"
             generator = make_generator(
-                ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url)
+                ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url),
+                logprobs=False,
             )
             model_id = model_identity(cfg.simulator_model)
         return SimulatorEngine(

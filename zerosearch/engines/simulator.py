@@ -21,6 +21,11 @@ from zerosearch import prompts
 from zerosearch.engines.base import Document, EngineError, SearchEngine, SearchRequest
 from zerosearch.generation.base import Generator, chat_prompt
 from zerosearch.generation.openai import GenerationError
+from zerosearch.rewards import contains_answer
+
+RESAMPLES = (
+    4  # draws of a noisy completion that leaks an answer, where the back-end cannot ban it (a leak rate p becomes p^5)
+)
 
 # A document marker at the start of a line: `Doc 1:`, `Document 2 (Title: x)`, `**Doc 3**`, `1.`, `2)`,
 # `[3]`, `(4)`, `Passage 5 -`. One or two digits, so that a line opening with a year is not a marker.
@@ -101,10 +106,11 @@ class SimulatorEngine(SearchEngine):
         """`model_id` identifies the generator's weights (`models.model_identity`) for cache keys; None means
         they may change (the policy's, in training): such a simulator is never cached.
 
-        `ban_answers`: a noisy request's completion cannot spell a gold answer (`banned_strings`), where the
-        back-end supports bans (in-process; not a server). The simulator is told the
-        answer so that it can write useful documents; a small one then writes it into noisy ones too, which would
-        hand the policy the answer in exactly the searches meant to mislead it (docs/simulator.md)."""
+        `ban_answers`: a noisy request's completion cannot spell a gold answer. The simulator is told the answer so
+        that it can write useful documents; a small one then writes it into noisy ones too, which would hand the
+        policy the answer in exactly the searches meant to mislead it (docs/simulator.md). In-process the decoding
+        bans it (`banned_strings`); a server cannot, so a noisy completion that holds an answer is drawn again, up
+        to `RESAMPLES` times (sampled decoding only), and the last draw is kept."""
         super().__init__()
         if prompt not in ("sft", "fewshot"):
             raise ValueError(f"simulator prompt must be 'sft' or 'fewshot', got {prompt!r}")
@@ -112,6 +118,7 @@ class SimulatorEngine(SearchEngine):
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
         self.model_id, self.cacheable = model_id, model_id is not None
         self.ban_answers = ban_answers and getattr(generator, "supports_banned", False)
+        self.resample_leaks = ban_answers and not self.ban_answers and temperature > 0
         self.calls = 0
         # The few-shot prompt ends in `Query:`/`Output:` lines; a model that carries on writes a new example.
         self.stop = ("\nQuery:",) if prompt == "fewshot" else ()
@@ -120,7 +127,7 @@ class SimulatorEngine(SearchEngine):
         self._lock = threading.Lock()
 
     def identity(self) -> str:
-        ban = ":ban" if self.ban_answers else ""
+        ban = ":ban" if self.ban_answers else ":resample" if self.resample_leaks else ""
         return (
             f"simulator:{self.model_id}:{self.prompt}:{self.max_new_tokens}:{self.temperature}:{self.top_p}:{self.seed}"
             f"{ban}"
@@ -149,10 +156,7 @@ class SimulatorEngine(SearchEngine):
         tokenizer = self.generator.tokenizer
         return sum(len(ids) for ids in tokenizer(texts)["input_ids"]) if tokenizer is not None else 0
 
-    def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
-        texts = [self.render(r) for r in requests]
-        with self._lock:
-            call, self.calls = self.calls, self.calls + 1
+    def _generate(self, requests: list[SearchRequest], texts: list[str], seed: int | None) -> list:
         try:
             completions = self.generator.generate(
                 texts,
@@ -160,12 +164,33 @@ class SimulatorEngine(SearchEngine):
                 stop=self.stop,
                 temperature=self.temperature,
                 top_p=self.top_p,
-                seed=None if self.seed is None else self.seed + 1_000_003 * call,
+                seed=seed,
                 **({"banned": [banned_strings(r) for r in requests]} if self.ban_answers else {}),
             )
         except GenerationError as e:  # the simulator's server is down: a failed search, as for any engine
             raise EngineError(f"simulator: {e}") from None
         self.meter.add_tokens(self._count_tokens(texts), sum(len(c.token_ids) for c in completions))
+        return completions
+
+    def _search(self, requests: list[SearchRequest]) -> list[list[Document]]:
+        texts = [self.render(r) for r in requests]
+        with self._lock:
+            call, self.calls = self.calls, self.calls + 1
+        seed = None if self.seed is None else self.seed + 1_000_003 * call
+        completions = self._generate(requests, texts, seed)
+        for attempt in range(1, RESAMPLES + 1 if self.resample_leaks else 1):
+            again = [
+                i
+                for i, (r, c) in enumerate(zip(requests, completions))
+                if r.mode == "noisy" and contains_answer(c.text, r.answers)
+            ]
+            if not again:
+                break
+            redrawn = self._generate(
+                [requests[i] for i in again], [texts[i] for i in again], None if seed is None else seed + 7919 * attempt
+            )
+            for i, c in zip(again, redrawn):
+                completions[i] = c
         results = []
         for request, completion in zip(requests, completions, strict=True):
             text = completion.text.split(completion.stop, 1)[0] if completion.stop else completion.text

@@ -63,12 +63,15 @@ class OpenAIGenerator(Generator):
         timeout_s: float = 300.0,
         retries: int = 3,
         backoff_s: float = 0.5,
+        logprobs: bool = True,
     ):
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
         if not self.urls:
             raise UserError("the openai back-end needs a base URL (model.base_url), e.g. http://localhost:8000")
         self.urls = [u if u.endswith("/v1") else u + "/v1" for u in self.urls]
         self.model = model
+        # Off for a frozen simulator: llama.cpp's server then skips the logits of every prompt position.
+        self.logprobs = logprobs
         self.tokenizer = load_tokenizer(tokenizer_spec)
         self.concurrency, self.retries, self.backoff_s = concurrency, retries, backoff_s
         self.client = httpx.Client(timeout=timeout_s, limits=httpx.Limits(max_connections=concurrency))
@@ -97,11 +100,12 @@ class OpenAIGenerator(Generator):
                 "max_tokens": max_new_tokens,
                 "temperature": temperature,
                 "top_p": top_p,
-                "logprobs": 1,
                 "include_stop_str_in_output": True,
                 "return_tokens_as_token_ids": True,
                 "skip_special_tokens": True,
             }
+            if self.logprobs:
+                body["logprobs"] = 1
             if stop:
                 body["stop"] = stop
             if seed is not None:

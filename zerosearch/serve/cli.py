@@ -162,3 +162,29 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         typer.echo(f"serving {cfg.engine.name} on http://{host}:{s.port}", err=True)
         uvicorn.run(app, host=host, port=s.port, log_level="info", access_log=s.access_log)
+
+    @app.command("serve-model")
+    def serve_model(
+        model: Annotated[
+            Optional[str], typer.Option(help="model spec, by default the simulator (= engine.simulator_model)")
+        ] = None,
+        quant: Annotated[str, typer.Option(help="GGUF weights: Q8_0 | F16 | F32")] = "Q8_0",
+        host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="port")] = 8001,
+        threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")] = None,
+        n_ctx: Annotated[int, typer.Option(help="context length in tokens")] = 4096,
+        config: ConfigOption = None,
+        set_: SetOption = None,
+    ):
+        """Serve a model (by default the search simulator) on llama.cpp's OpenAI-compatible server, exported to
+        GGUF into the cache on first use. Train against it with --set engine.simulator_base_url=http://HOST:PORT
+        (docs/serving.md)."""
+        import uvicorn
+
+        from zerosearch.serve.llamacpp import cached_gguf, server_app
+
+        spec = load(config, set_, {"engine.simulator_model": model}).engine.simulator_model
+        path = cached_gguf(spec, quant)
+        url = f"http://{host}:{port}"
+        typer.echo(f"serving {spec} ({path}) on {url}/v1; train with --set engine.simulator_base_url={url}", err=True)
+        uvicorn.run(server_app(path, spec, n_ctx=n_ctx, threads=threads), host=host, port=port, log_level="warning")

@@ -18,8 +18,8 @@ from collections import Counter
 
 from zerosearch import prompts
 from zerosearch.engines.base import Document
-from zerosearch.rewards import normalize_answer
-from zerosearch.sft.judge import LABELS, asks_final, contains_answer, documents_text, query_answers
+from zerosearch.rewards import contains_answer, normalize_answer
+from zerosearch.sft.judge import LABELS, asks_final, documents_text, query_answers
 
 
 def cut(text: str, max_words: int) -> str:

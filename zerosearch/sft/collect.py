@@ -23,7 +23,8 @@ from pathlib import Path
 from zerosearch import prompts
 from zerosearch.data.formats import iter_jsonl
 from zerosearch.engines.base import SearchEngine, SearchRequest
-from zerosearch.sft.judge import contains_answer, documents_text
+from zerosearch.rewards import contains_answer
+from zerosearch.sft.judge import documents_text
 
 SOURCES = ("agent", "oracle", "both")
 

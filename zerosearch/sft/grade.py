@@ -32,8 +32,8 @@ import re
 from pathlib import Path
 
 from zerosearch.errors import UserError
-from zerosearch.rewards import f1_score
-from zerosearch.sft.judge import asks_final, contains_answer, documents_text, query_answers
+from zerosearch.rewards import contains_answer, f1_score
+from zerosearch.sft.judge import asks_final, documents_text, query_answers
 
 PROMPTS = ("sft", "fewshot")
 COPY_WORDS = 8  # a span this long shared with the prompt is copied, not written

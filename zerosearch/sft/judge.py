@@ -11,19 +11,13 @@ import re
 from collections.abc import Sequence
 
 from zerosearch import prompts
-from zerosearch.rewards import normalize_answer
+from zerosearch.rewards import contains_answer, normalize_answer
 
 LABELS = ("useful", "noisy")
 
 
 def documents_text(documents: Sequence[dict]) -> str:
     return " ".join(f"{d.get('title') or ''} {d.get('text') or ''}" for d in documents)
-
-
-def contains_answer(text: str, answers: Sequence[str]) -> bool:
-    """A normalized gold answer occurs in the normalized text as whole words (so `1911` is not in `19111`)."""
-    haystack = f" {normalize_answer(text)} "
-    return any((g := normalize_answer(a)) and f" {g} " in haystack for a in answers)
 
 
 def query_answers(record: dict) -> list[str]:

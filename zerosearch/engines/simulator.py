@@ -23,9 +23,8 @@ from zerosearch.generation.base import Generator, chat_prompt
 from zerosearch.generation.openai import GenerationError
 from zerosearch.rewards import contains_answer
 
-RESAMPLES = (
-    4  # draws of a noisy completion that leaks an answer, where the back-end cannot ban it (a leak rate p becomes p^5)
-)
+# Redraws of a noisy completion that leaks an answer, where the back-end cannot ban it (a leak rate p becomes p^5).
+RESAMPLES = 4
 
 # A document marker at the start of a line: `Doc 1:`, `Document 2 (Title: x)`, `**Doc 3**`, `1.`, `2)`,
 # `[3]`, `(4)`, `Passage 5 -`. One or two digits, so that a line opening with a year is not a marker.

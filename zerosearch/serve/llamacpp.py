@@ -1,12 +1,13 @@
 """A model in llama.cpp's format (GGUF), for serving it with llama.cpp's OpenAI-compatible server.
 
-The bundled `smollm2-135m` package already ships llama-cpp-python (its server included), and llama.cpp decodes a
-135M model on a CPU several times faster than a transformers forward per token. What it cannot read is our
-safetensors: a fine-tuned simulator (`mini-world:simulator`) or a trained policy. `export_gguf` writes one without
-llama.cpp's converter script (which pip does not install): the tokenizer and chat template come from the bundled
-SmolLM2 GGUF, the hyper-parameters from the model's config, the weights from the model itself. So it serves any
-Llama-architecture model with SmolLM2's tokenizer (every model this project builds from the embedded default);
-other models: llama.cpp's `convert_hf_to_gguf.py`, or vLLM.
+The bundled `smollm2-135m` package already ships llama-cpp-python (its server included), and for one request at a
+time llama.cpp decodes a 135M model on a CPU about 3x faster than our transformers loop (batches of requests are
+faster in-process: llama-cpp-python's server decodes them one after the other; docs/performance.md). What it
+cannot read is our safetensors: a fine-tuned simulator (`mini-world:simulator`) or a trained policy.
+`export_gguf` writes one without llama.cpp's converter script (which pip does not install): the tokenizer and chat
+template come from the bundled SmolLM2 GGUF, the hyper-parameters from the model's config, the weights from the
+model itself. So it serves any Llama-architecture model with SmolLM2's tokenizer (every model this project builds
+from the embedded default); other models: llama.cpp's `convert_hf_to_gguf.py`, or vLLM.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from zerosearch.config import cache_dir
 from zerosearch.errors import UserError
 
-QUANTS = ("F32", "F16", "Q8_0")  # Q8_0: half the bytes of F16 per weight read, the same report card (docs/serving.md)
+QUANTS = ("F32", "F16", "Q8_0")  # Q8_0: half the bytes of F16 per weight read (its report card: docs/performance.md)
 TOKENIZER_KEYS = "tokenizer."  # copied from the bundled GGUF; every other key is written from the model's config
 
 

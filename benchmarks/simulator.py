@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from zerosearch.engines.simulator import SimulatorEngine
 from zerosearch.generation.hf import HFGenerator
 from zerosearch.generation.openai import OpenAIGenerator
 from zerosearch.models import BUILT, load_model
+from zerosearch.serve.app import free_port
 from zerosearch.sft.grade import grade, load_items
 
 RESULTS = Path(__file__).parent / "results" / "simulator_throughput.json"
@@ -54,12 +54,6 @@ def throughput(engine: SimulatorEngine, requests: list[SearchRequest], batch: in
     seconds = time.perf_counter() - start
     tokens = engine.meter.completion_tokens - tokens0
     return {"batch": batch, "documents_per_s": docs / seconds, "tokens_per_s": tokens / seconds, "seconds": seconds}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(model: str, quant: str) -> tuple[subprocess.Popen, str]:

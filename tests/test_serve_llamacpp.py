@@ -1,13 +1,9 @@
 """A model exported to GGUF (zerosearch/serve/llamacpp.py) read by llama.cpp itself: the same logits as the
 transformers model, and the simulator engine served by llama.cpp's OpenAI-compatible server on loopback."""
 
-import threading
-import time
-
 import numpy as np
 import pytest
 import torch
-import uvicorn
 from llama_cpp import Llama
 
 from zerosearch.config import EngineConfig
@@ -16,6 +12,7 @@ from zerosearch.engines.base import SearchRequest
 from zerosearch.errors import UserError
 from zerosearch.generation.hf import HFGenerator
 from zerosearch.models import load_model, tiny_random
+from zerosearch.serve.app import running_server
 from zerosearch.serve.llamacpp import cached_gguf, export_gguf, server_app
 
 TEXT = "The capital of France is Paris, and the capital of Italy is Rome: two cities of old Europe."
@@ -86,17 +83,11 @@ def test_export_refuses_what_it_cannot_write(tmp_path):
 def test_the_simulator_engine_searches_through_llama_cpps_server():
     path = cached_gguf("tiny-random", "F32")
     assert cached_gguf("tiny-random", "F32") == path  # exported once
-    server = uvicorn.Server(uvicorn.Config(server_app(path, "tiny-random", n_ctx=1024), port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with running_server(server_app(path, "tiny-random", n_ctx=1024)) as url:
         cfg = EngineConfig(
             name="simulator",
             simulator_model="tiny-random",
-            simulator_base_url=f"http://127.0.0.1:{port}",
+            simulator_base_url=url,
             simulator_max_tokens=24,
             simulator_temperature=0.0,
         )
@@ -110,6 +101,3 @@ def test_the_simulator_engine_searches_through_llama_cpps_server():
         want = HFGenerator(model, tokenizer).generate([TEXT], max_new_tokens=12, temperature=0.0)[0]
         got = engine.generator.generate([TEXT], max_new_tokens=12, temperature=0.0)[0]
         assert got.text == want.text
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -37,6 +37,20 @@ def test_batched_greedy_equals_one_by_one_and_logprobs_equal_a_full_forward(gen)
         assert out.logprobs == pytest.approx(expected, abs=1e-4)
 
 
+def test_a_cache_that_runs_out_of_room_and_drops_rows_still_equals_a_full_forward(gen, monkeypatch):
+    monkeypatch.setattr(hf._RoomyLayer, "ROOM", 2)  # the cache grows every other token
+    free = gen.generate(PROMPTS, max_new_tokens=12, temperature=0)
+    eos = free[1].token_ids[3]
+    monkeypatch.setattr(gen, "eos_ids", {eos})  # rows end at different steps: the cache drops them
+    outs = gen.generate(PROMPTS, max_new_tokens=12, temperature=0)
+    assert any(o.finish_reason == "eos" for o in outs) and any(o.finish_reason == "length" for o in outs)
+    for prompt, f, out in zip(PROMPTS, free, outs):
+        n = f.token_ids.index(eos) + 1 if eos in f.token_ids else 12
+        assert out.token_ids == f.token_ids[:n]
+        assert out.logprobs == pytest.approx(full_forward_logprobs(gen, gen.encode(prompt), out.token_ids), abs=1e-4)
+    assert "forward" not in vars(gen.model.get_output_embeddings())  # decoding's layout change is undone
+
+
 def test_token_id_prompts_equal_text_prompts(gen):
     ids = [gen.tokenizer(p).input_ids for p in PROMPTS]
     assert [c.token_ids for c in gen.generate(ids, max_new_tokens=6, temperature=0)] == [

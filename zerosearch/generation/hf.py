@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from zerosearch.generation.base import Completion, Generator, encode_text
 
@@ -135,7 +137,8 @@ class HFGenerator(Generator):
             if banned is not None and len(banned) != len(ids):
                 raise ValueError(f"banned: {len(banned)} lists for {len(ids)} prompts")
             bans = [self._ban_sequences(b) for b in banned] if banned else [[] for _ in ids]
-            self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed, bans)
+            with _head_as_matrix_vector(self.model):
+                self._decode(ids, out, logps, finish, hit, max_new_tokens, stop, temperature, top_p, seed, bans)
         return [
             Completion(
                 text=self.tokenizer.decode(o, skip_special_tokens=True),
@@ -230,9 +233,8 @@ class HFGenerator(Generator):
             attention[i, P - k : P] = 1
             attention[i, P + S - m :] = 1
             positions[i, S - m :] = torch.arange(k, k + m)
-        cache = DynamicCache(config=self.model.config)
+        cache = _roomy_cache(self.model.config)
         if P:
-            layers = []
             for layer, (k0, v0) in enumerate(next(r[1] for r in reused if r)):
                 keys = k0.new_zeros(B, k0.shape[0], P, k0.shape[-1])
                 values = v0.new_zeros(B, v0.shape[0], P, v0.shape[-1])
@@ -240,8 +242,7 @@ class HFGenerator(Generator):
                     if r:
                         keys[i, :, P - r[0] :] = r[1][layer][0]
                         values[i, :, P - r[0] :] = r[1][layer][1]
-                layers.append((keys, values))
-            cache = DynamicCache(layers, config=self.model.config)
+                cache.layers[layer].update(keys, values)
         to = self.device
         return cache, input_ids.to(to), attention.to(to), positions.to(to)
 
@@ -262,6 +263,70 @@ class HFGenerator(Generator):
             flags += [False] * max(0, vocab - len(flags))
             self._stop_candidates[stop] = torch.tensor(flags, device=self.device)
         return self._stop_candidates[stop]
+
+
+class _RoomyLayer(DynamicLayer):
+    """A `DynamicLayer` that writes new keys and values into room kept after them, instead of concatenating: the
+    concatenation copies a layer's whole cache at every decoded token, a sixth of a CPU decode step at 1-2k tokens
+    of context (docs/performance.md). `keys`/`values` are views of the filled part."""
+
+    ROOM = 256  # tokens of room added when full: a copy of the cache every 256 tokens instead of every token
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.room: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        old = self.get_seq_length()
+        new = old + key_states.shape[-2]
+        if self.room is None or new > self.room[0].shape[-2]:
+            filled = (self.keys, self.values) if old else (key_states[..., :0, :], value_states[..., :0, :])
+            more = new - old + self.ROOM
+            self.room = tuple(torch.cat([x, x.new_empty(*x.shape[:-2], more, x.shape[-1])], dim=-2) for x in filled)
+        self.room[0][..., old:new, :] = key_states
+        self.room[1][..., old:new, :] = value_states
+        self.keys, self.values = self.room[0][..., :new, :], self.room[1][..., :new, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.room is not None:
+            length = self.get_seq_length()
+            self.room = tuple(x[indices, ...] for x in self.room)
+            self.keys, self.values = self.room[0][..., :length, :], self.room[1][..., :length, :]
+
+
+def _roomy_cache(config) -> DynamicCache:
+    """A `DynamicCache` for `config` whose full-attention layers are `_RoomyLayer`s (sliding-window ones unchanged)."""
+    cache = DynamicCache(config=config)
+    cache.layers = [_RoomyLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    if cache.layer_class_to_replicate is DynamicLayer:
+        cache.layer_class_to_replicate = _RoomyLayer
+    return cache
+
+
+@contextmanager
+def _head_as_matrix_vector(model):
+    """Inside the block, the output layer of a model on a CPU computes `W @ x^T` instead of `x @ W^T`. Decoding
+    multiplies a few rows by the whole output matrix at every token (49,152 x 576 for SmolLM2, a fifth of its
+    weights); CPU BLAS streams that matrix 1.6-2.5x faster in this layout at 8-32 rows (docs/performance.md). The
+    layer's weights and any logit post-processing of the model are unchanged: only the product's layout differs."""
+    head = model.get_output_embeddings()
+    plain = type(head) is nn.Linear and head.bias is None and "forward" not in vars(head)  # e.g. no accelerate hook
+    if not plain or head.weight.device.type != "cpu":
+        yield
+        return
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        return torch.mm(head.weight, rows.t()).t().reshape(*x.shape[:-1], head.out_features)
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        del head.forward
 
 
 def _stop_hit(tail: str, stop: tuple[str, ...]) -> str | None:

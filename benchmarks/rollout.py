@@ -16,7 +16,7 @@ Then a realistic run with the real smollm2-135m weights and an in-memory engine 
 search): the share of wall time spent in generation, the engine and the rollout's own bookkeeping.
 
     python benchmarks/rollout.py [--batch 8] [--turns 4] [--turn-tokens 64] [--part both|compare|real]
-    python benchmarks/rollout.py --paper-shape [--batch 8] [--docs 5] [--doc-words 40] [--results PATH]
+    python benchmarks/rollout.py --paper-shape [--batch 8] [--docs 5] [--doc-words 40] [--repeats 1] [--results PATH]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -125,9 +126,13 @@ def random_smollm2(device: str) -> HFGenerator:
     return gen
 
 
-def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int, docs: int = 0, doc_words: int = 0) -> dict:
-    """Seconds of the rollout with KV reuse, without it, and of one plain generate of the same tokens. With `docs`,
-    the paper's shape: a search and `docs` documents of `doc_words` words after every turn."""
+def compare(
+    gen: HFGenerator, batch: int, turns: int, turn_tokens: int, docs: int = 0, doc_words: int = 0, repeats: int = 1
+) -> dict:
+    """Seconds of the rollout with KV reuse, without it, and of one plain generate of the same tokens: the median of
+    `repeats` rounds, each timing the three in turn (a shared machine's speed drifts over minutes: interleaving puts
+    the drift on all three). With `docs`, the paper's shape: a search and `docs` documents of `doc_words` words after
+    every turn."""
     paper = docs > 0
     policy = SearchEveryTurn(gen) if paper else gen
     engine = FixedEngine(doc_words)
@@ -143,9 +148,14 @@ def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int, docs: in
     def rollout():
         return run_rollouts(policy, engine, examples(batch), cfg, greedy=True, k=docs or 5)
 
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
     start = time.perf_counter()
-    trajs = rollout()
-    multi = time.perf_counter() - start
+    trajs = rollout()  # the first round's timing of the rollout
+    first = time.perf_counter() - start
     forced_ids = policy.forced if paper else []
     forced = len(forced_ids)
     decoded = [sum(t.loss_mask) - forced * t.n_turns for t in trajs]  # every turn ends with the forced search
@@ -153,15 +163,23 @@ def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int, docs: in
     # the plain baseline's prompt: everything the rollout did not decode (observations and the forced searches)
     obs = [[i for i, m in zip(t.response_ids, t.loss_mask) if m == 0] for t in trajs]
     plain_prompts = [t.prompt_ids + o + forced_ids * t.n_turns for t, o in zip(trajs, obs)]
-    start = time.perf_counter()
-    gen.generate(plain_prompts, max_new_tokens=turns * turn_tokens, temperature=0)
-    plain = time.perf_counter() - start
 
-    gen.can_reuse = False
-    start = time.perf_counter()
-    rollout()
-    no_reuse = time.perf_counter() - start
-    gen.can_reuse = True
+    def no_reuse_rollout():
+        gen.can_reuse = False
+        try:
+            rollout()
+        finally:
+            gen.can_reuse = True
+
+    rounds = [
+        (
+            timed(rollout) if r else first,
+            timed(lambda: gen.generate(plain_prompts, max_new_tokens=turns * turn_tokens, temperature=0)),
+            timed(no_reuse_rollout),
+        )
+        for r in range(repeats)
+    ]
+    multi, plain, no_reuse = (statistics.median(r[i] for r in rounds) for i in range(3))
     context = max(len(t.prompt_ids) + len(t.response_ids) for t in trajs)
     print(
         f"batch {batch}, {turns} turns x {turn_tokens} tokens, {len(obs[0])} environment tokens per row, "
@@ -184,6 +202,8 @@ def compare(gen: HFGenerator, batch: int, turns: int, turn_tokens: int, docs: in
         "plain_s": round(plain, 2),
         "rollout_s": round(multi, 2),
         "rollout_no_reuse_s": round(no_reuse, 2),
+        "repeats": repeats,
+        "rounds_s": [[round(x, 2) for x in r] for r in rounds],  # (rollout, plain, no reuse) per round
         "rollout_over_plain": round(multi / plain, 3),
         "reuse_speedup": round(no_reuse / multi, 3),
     }
@@ -220,19 +240,26 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=5, help="documents per observation (--paper-shape)")
     ap.add_argument("--doc-words", type=int, default=40, help="words per document (--paper-shape)")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where --paper-shape writes its figures")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds of the three timings (medians are reported)")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     where = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {where}")
     if args.paper_shape:
         figures = compare(
-            random_smollm2(device), args.batch, args.turns, args.turn_tokens or 128, args.docs, args.doc_words
+            random_smollm2(device),
+            args.batch,
+            args.turns,
+            args.turn_tokens or 128,
+            args.docs,
+            args.doc_words,
+            args.repeats,
         )
         result = {
             "machine": {"uname": " ".join(platform.uname()), "nproc": os.cpu_count(), "device": where},
             "command": "python benchmarks/rollout.py --paper-shape "
             + f"--batch {args.batch} --turns {args.turns} --turn-tokens {figures['turn_tokens']} "
-            + f"--docs {args.docs} --doc-words {args.doc_words}",
+            + f"--docs {args.docs} --doc-words {args.doc_words} --repeats {args.repeats}",
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "goals": {"rollout_over_plain": "<= 1.05", "reuse_speedup": ">= 1.5"},
             **figures,
@@ -242,7 +269,7 @@ def main() -> None:
         print(args.results)
         return
     if args.part in ("both", "compare"):
-        compare(random_smollm2(device), args.batch, args.turns, args.turn_tokens or 64)
+        compare(random_smollm2(device), args.batch, args.turns, args.turn_tokens or 64, repeats=args.repeats)
     if args.part in ("both", "real"):
         shares(args.batch, args.turns)
 

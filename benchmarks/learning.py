@@ -213,6 +213,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     summaries = {name: summarize(recs) for name, recs in records.items()}
     diffs = {  # B - A of paired_difference(A, B)
         "trained_minus_warm": paired_difference(records["warm-started"], after["sim"]),
+        "bm25_trained_minus_warm": paired_difference(records["warm-started"], after["bm25"]),
         "sim_minus_bm25": paired_difference(after["bm25"], after["sim"]),
         "trained_minus_rag": paired_difference(records["rag-bm25"], after["sim"]),
     }
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     path.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, path.with_suffix(".png"))
     labels = {"trained_minus_warm": "sim-trained - warm-started", "sim_minus_bm25": "sim-trained - bm25-trained"}
-    labels["trained_minus_rag"] = "sim-trained - rag-bm25"
+    labels |= {"bm25_trained_minus_warm": "bm25-trained - warm-started", "trained_minus_rag": "sim-trained - rag-bm25"}
     print(
         f"\n{args.steps} GRPO steps of {args.prompts_per_step} x {args.samples} trajectories from the warm start; "
         f"{len(test_qs)} held-out questions, greedy, BM25 at evaluation (95% bootstrap CI)\n\n"

@@ -83,6 +83,7 @@ def test_a_demonstration_whose_observation_misses_the_hop_answer_is_rejected(tok
 
 
 def test_sft_lowers_the_nll_of_the_demonstrations_and_saves_a_loadable_model(tmp_path):
+    lines = []
     out = warm_start(
         "tiny-random",
         tmp_path / "warm",
@@ -94,8 +95,12 @@ def test_sft_lowers_the_nll_of_the_demonstrations_and_saves_a_loadable_model(tmp
         seed=0,
         rollout_cfg=CFG,
         micro_batch=2,
+        log=lines.append,
     )
     stats = json.loads((out / "warmstart.json").read_text())
+    # a line per stage and per SFT step: minutes of silence otherwise on a CPU
+    assert [line for line in lines if "SFT step" in line][-1].startswith("warm start: SFT step 8/8")
+    assert lines[0].startswith("warm start: 6 demonstrations kept")
     demos = read_jsonl(out / "demonstrations.jsonl")
     assert stats["demonstrations"] == len(demos) == 6
     model, tokenizer = load_model(str(out))

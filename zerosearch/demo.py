@@ -58,7 +58,7 @@ def warm_start_stage(cfg: TrainConfig, out: str | Path) -> Path:
         say(f"warm start: reusing {out}")
         return out
     say(f"warm start: SFT of {cfg.model.spec} on {w.examples} oracle search demonstrations, {w.steps} steps")
-    return warm_start_from(cfg, out)
+    return warm_start_from(cfg, out, log=say)
 
 
 def evaluate_model(

@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
         flags = {"model.spec": model, "warmstart.out": out and str(out), "warmstart.examples": examples}
         flags |= {"warmstart.steps": steps, "warmstart.lr": lr, "warmstart.batch_size": batch_size}
         cfg = load(config, set_, flags, recipe="tiny")
-        path = warm_start_from(cfg, cfg.warmstart.out)
+        path = warm_start_from(cfg, cfg.warmstart.out, log=typer.echo)
         typer.echo(f"warm-started model: {path} (statistics in warmstart.json); next: zerosearch train --model {path}")
 
     @app.command()

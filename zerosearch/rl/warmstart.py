@@ -19,6 +19,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from zerosearch import prompts
@@ -120,10 +121,20 @@ def policy_nll(model, trajectories, pad_id: int, micro_batch: int = 4) -> float:
 
 
 def sft(
-    actor, trajectories, pad_id: int, *, steps: int, lr: float, batch_size: int, micro_batch: int, seed: int
+    actor,
+    trajectories,
+    pad_id: int,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    micro_batch: int,
+    seed: int,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> None:
     """`steps` AdamW steps of policy-token NLL, each over `batch_size` demonstrations of a seeded endless shuffle,
-    accumulated over micro-batches (normalized by the batch's token count: one big batch's gradient)."""
+    accumulated over micro-batches (normalized by the batch's token count: one big batch's gradient). `on_step(step,
+    nll)` after each."""
     import torch
 
     from zerosearch.rl.policy import collate, logprobs_of
@@ -134,13 +145,18 @@ def sft(
     for step in range(steps):
         rows = take_questions(trajectories, step * batch_size, batch_size, seed)
         n_tokens = sum(sum(t.loss_mask) for t in rows)
+        nll = 0.0
         for i in range(0, len(rows), micro_batch):
             batch = collate(rows[i : i + micro_batch], pad_id, device)
             logp = logprobs_of(actor, batch)[0]
-            (-(logp * batch.mask).sum() / n_tokens).backward()
+            loss = -(logp * batch.mask).sum() / n_tokens
+            loss.backward()
+            nll += loss.item()
         torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if on_step:
+            on_step(step + 1, nll)
 
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:
@@ -175,9 +191,11 @@ def warm_start(
     micro_batch: int = 4,
     data: str = "mini-world:train",
     corpus: str = "mini-world:corpus",
+    log: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """SFT `model_spec` on `n_examples` rejection-sampled oracle demonstrations; returns `out_dir`, a model
-    directory for `load_model` (LoRA adapters, when `lora_r` > 0, are merged into it)."""
+    directory for `load_model` (LoRA adapters, when `lora_r` > 0, are merged into it). `log` gets a line per stage
+    and per SFT step (minutes on a CPU)."""
     from zerosearch.data import load_questions
     from zerosearch.engines import make_engine
     from zerosearch.models import load_model
@@ -200,8 +218,13 @@ def warm_start(
             f"no demonstration of {data} passed the rejection check (every observation must hold its hop's answer)"
         )
 
+    def elapsed() -> str:
+        return f"({time.perf_counter() - start:.0f} s)"
+
+    log(f"warm start: {len(demos)} demonstrations kept, {rejected} rejected {elapsed()}")
     actor, _ = build_actor(model, RLConfig(lora_r=lora_r, kl_coef=0.0))
     nll_before = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
+    log(f"warm start: policy-token NLL of the demonstrations {nll_before:.3f} {elapsed()}")
     sft(
         actor,
         demos,
@@ -211,8 +234,10 @@ def warm_start(
         batch_size=batch_size,
         micro_batch=micro_batch,
         seed=seed,
+        on_step=lambda step, nll: log(f"warm start: SFT step {step}/{steps}, batch NLL {nll:.3f} {elapsed()}"),
     )
     nll_after = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
+    log(f"warm start: NLL {nll_before:.3f} -> {nll_after:.3f} {elapsed()}")
     policy = actor.policy.merge_and_unload() if lora_r > 0 else actor.policy
     stats = dict(
         model=model_spec,
@@ -230,7 +255,7 @@ def warm_start(
     return out
 
 
-def warm_start_from(cfg, out_dir: str | Path) -> Path:
+def warm_start_from(cfg, out_dir: str | Path, log: Callable[[str], None] = lambda line: None) -> Path:
     """`warm_start` of cfg.model.spec as a root config says: its `warmstart` section, the rollout limits, k, seed,
     lora_r and micro_batch of the recipe it will train with."""
     w = cfg.warmstart
@@ -246,4 +271,5 @@ def warm_start_from(cfg, out_dir: str | Path) -> Path:
         rollout_cfg=cfg.rollout,
         lora_r=cfg.rl.lora_r,
         micro_batch=cfg.rl.micro_batch,
+        log=log,
     )

@@ -235,13 +235,16 @@ class HFGenerator(Generator):
             positions[i, S - m :] = torch.arange(k, k + m)
         cache = _roomy_cache(self.model.config)
         if P:
-            for layer, (k0, v0) in enumerate(next(r[1] for r in reused if r)):
+            first = next(r[1] for r in reused if r)
+            for layer in range(len(first)):
+                k0, v0 = first[layer]
                 keys = k0.new_zeros(B, k0.shape[0], P, k0.shape[-1])
                 values = v0.new_zeros(B, v0.shape[0], P, v0.shape[-1])
                 for i, r in enumerate(reused):
                     if r:
                         keys[i, :, P - r[0] :] = r[1][layer][0]
                         values[i, :, P - r[0] :] = r[1][layer][1]
+                        r[1][layer] = None  # freed once copied: the rows' caches and the batch's never both whole
                 cache.layers[layer].update(keys, values)
         to = self.device
         return cache, input_ids.to(to), attention.to(to), positions.to(to)

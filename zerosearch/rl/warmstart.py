@@ -151,12 +151,12 @@ def sft(
             logp = logprobs_of(actor, batch)[0]
             loss = -(logp * batch.mask).sum() / n_tokens
             loss.backward()
-            nll += loss.item()
+            nll = nll + loss.detach()  # read once per step (`.item()` per micro-batch would sync a GPU each time)
         torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if on_step:
-            on_step(step + 1, nll)
+            on_step(step + 1, float(nll))
 
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:

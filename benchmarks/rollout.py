@@ -242,6 +242,8 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS, help="where --paper-shape writes its figures")
     ap.add_argument("--repeats", type=int, default=1, help="rounds of the three timings (medians are reported)")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     where = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {where}")

@@ -105,9 +105,11 @@ def test_sft_lowers_the_nll_of_the_demonstrations_and_saves_a_loadable_model(tmp
     assert stats["demonstrations"] == len(demos) == 6
     model, tokenizer = load_model(str(out))
     base, _ = load_model("tiny-random")
+    sample = demos[: stats["nll_sample"]]
+    assert len(sample) == 3  # batch_size
     before, after = (
-        policy_nll(_lm(base), demos, tokenizer.pad_token_id),
-        policy_nll(_lm(model), demos, tokenizer.pad_token_id),
+        policy_nll(_lm(base), sample, tokenizer.pad_token_id),
+        policy_nll(_lm(model), sample, tokenizer.pad_token_id),
     )
     assert before == pytest.approx(stats["nll_before"], rel=1e-4) and after == pytest.approx(
         stats["nll_after"], rel=1e-4

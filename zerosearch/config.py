@@ -369,9 +369,14 @@ class WarmstartConfig:
     steps: int = _help("SFT steps", 30)
     lr: float = _help("SFT learning rate", 5e-5)
     batch_size: int = _help("demonstrations per SFT step", 8)
+    micro_batch: int = _help(
+        "demonstrations per forward/backward (the same gradient for any value; 1 pads nothing: the fastest and "
+        "smallest on a CPU, raise it on a GPU)",
+        1,
+    )
 
     def __post_init__(self):
-        _positive("warmstart", self, "examples", "steps", "lr", "batch_size")
+        _positive("warmstart", self, "examples", "steps", "lr", "batch_size", "micro_batch")
 
 
 @dataclass

@@ -10,7 +10,8 @@
 6. evaluate the trained policy the same way, and print the before/after table and where everything is.
 
 A few RL steps on a few dozen questions show the loop working, not a significant gain: that is
-benchmarks/learning.py's run, whose stages are this file's functions.
+benchmarks/learning.py's run, whose stages are this file's functions. Each stage starts by handing what the
+previous ones freed back to the OS (zerosearch/memory.py): otherwise their peaks add up in one process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from zerosearch.config import TrainConfig
 from zerosearch.errors import UserError
+from zerosearch.memory import release_freed_memory
 
 RECIPE = "tiny"  # zerosearch/recipes/tiny.yaml; the demo's own sizes are its section (config.DemoConfig)
 # the statistically meaningful run, by benchmarks/learning.py with its defaults
@@ -49,6 +51,7 @@ def warm_start_stage(cfg: TrainConfig, out: str | Path) -> Path:
     from zerosearch.rl.warmstart import warm_start_from
 
     w, out = cfg.warmstart, Path(out)
+    release_freed_memory()
     if (out / "config.json").exists():
         made = json.loads((out / "warmstart.json").read_text())
         wanted = {"model": cfg.model.spec, "steps": w.steps, "lr": w.lr, "batch_size": w.batch_size}
@@ -75,6 +78,7 @@ def evaluate_model(
     def key(ex) -> tuple[str, str]:
         return record_key({"data_source": ex.data_source, "id": ex.id})
 
+    release_freed_memory()
     done = {m: {record_key(r): r for r in rs} for m, rs in read_records(out).items()} if out else {}
     todo = {m: [ex for ex in examples if key(ex) not in done.get(m, {})] for m in methods}
     generator = HFGenerator(*load_model(spec, dtype=cfg.model.dtype)) if any(todo.values()) else None
@@ -111,6 +115,7 @@ def train_stage(cfg: TrainConfig, nice: int = 0) -> Path:
 
     if nice:
         os.nice(nice)
+    release_freed_memory()
     saved = checkpoint.checkpoints(cfg.out)
     if saved:
         checkpoint.check_resume(cfg.out, cfg)

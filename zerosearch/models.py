@@ -168,7 +168,9 @@ def model_identity(spec: str) -> str:
 
 
 @contextmanager
-def _quiet_progress():
+def quiet_progress():
+    """No transformers progress bar inside the block: a bar per load or save of a 135M model would drown the
+    caller's own progress lines."""
     from transformers.utils import logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
@@ -193,7 +195,7 @@ def load_model(spec: str, dtype: str = "fp32", device: str | None = None):
         path = resolve(spec)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            with _quiet_progress():  # a per-load "Loading weights" bar would drown the caller's own progress
+            with quiet_progress():
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, DTYPES[dtype]))
         except OSError as e:
             offline = " (this machine may be offline: use a local directory or a bundled alias)" if "/" in spec else ""

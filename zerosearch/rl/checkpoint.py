@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from zerosearch.errors import ConfigError, UserError
+from zerosearch.models import quiet_progress
 
 # Fields a resume may change: they do not touch what is computed (where it is written, what is shown).
 RESUME_MAY_CHANGE = {
@@ -135,7 +136,8 @@ def save(run_dir: str | Path, step: int, actor, tokenizer, optimizer, scheduler,
     target = root / f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{target.name}-"))
     try:
-        actor.policy.save_pretrained(tmp)
+        with quiet_progress():
+            actor.policy.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         torch.save(
             {

@@ -161,12 +161,14 @@ def sft(
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:
     """Model, tokenizer, the demonstrations and the statistics into `out`, atomically (temp dir + rename)."""
+    from zerosearch.models import quiet_progress
     from zerosearch.rollout import write_jsonl
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
-        model.save_pretrained(tmp)
+        with quiet_progress():
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_jsonl(demos, tmp / "demonstrations.jsonl")
         (tmp / "warmstart.json").write_text(json.dumps(stats, indent=2) + "\n")
@@ -188,14 +190,16 @@ def warm_start(
     seed: int = 0,
     rollout_cfg: RolloutConfig | None = None,
     lora_r: int = 0,
-    micro_batch: int = 4,
+    micro_batch: int = 1,
     data: str = "mini-world:train",
     corpus: str = "mini-world:corpus",
     log: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """SFT `model_spec` on `n_examples` rejection-sampled oracle demonstrations; returns `out_dir`, a model
-    directory for `load_model` (LoRA adapters, when `lora_r` > 0, are merged into it). `log` gets a line per stage
-    and per SFT step (minutes on a CPU)."""
+    directory for `load_model` (LoRA adapters, when `lora_r` > 0, are merged into it). `micro_batch` demonstrations
+    per forward/backward: the gradient is the same for any value; 1 pads nothing, which on a CPU is both the fastest
+    and the smallest (a step of 4: 35 vs 46 s, 4.6 vs 9.2 GiB at 4). `log` gets a line per stage and per SFT step
+    (minutes on a CPU)."""
     from zerosearch.data import load_questions
     from zerosearch.engines import make_engine
     from zerosearch.models import load_model
@@ -223,8 +227,10 @@ def warm_start(
 
     log(f"warm start: {len(demos)} demonstrations kept, {rejected} rejected {elapsed()}")
     actor, _ = build_actor(model, RLConfig(lora_r=lora_r, kl_coef=0.0))
-    nll_before = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
-    log(f"warm start: policy-token NLL of the demonstrations {nll_before:.3f} {elapsed()}")
+    # Measured on a sample: over all the demonstrations, the two passes took 40% as long as the SFT on a CPU.
+    sample = demos[:batch_size]
+    nll_before = policy_nll(actor, sample, tokenizer.pad_token_id, micro_batch)
+    log(f"warm start: policy-token NLL of {len(sample)} demonstrations {nll_before:.3f} {elapsed()}")
     sft(
         actor,
         demos,
@@ -236,7 +242,7 @@ def warm_start(
         seed=seed,
         on_step=lambda step, nll: log(f"warm start: SFT step {step}/{steps}, batch NLL {nll:.3f} {elapsed()}"),
     )
-    nll_after = policy_nll(actor, demos, tokenizer.pad_token_id, micro_batch)
+    nll_after = policy_nll(actor, sample, tokenizer.pad_token_id, micro_batch)
     log(f"warm start: NLL {nll_before:.3f} -> {nll_after:.3f} {elapsed()}")
     policy = actor.policy.merge_and_unload() if lora_r > 0 else actor.policy
     stats = dict(
@@ -247,6 +253,7 @@ def warm_start(
         lr=lr,
         batch_size=batch_size,
         lora_r=lora_r,
+        nll_sample=len(sample),  # the first demonstrations: nll_before/after are theirs
         nll_before=nll_before,
         nll_after=nll_after,
         seconds=time.perf_counter() - start,
@@ -256,8 +263,8 @@ def warm_start(
 
 
 def warm_start_from(cfg, out_dir: str | Path, log: Callable[[str], None] = lambda line: None) -> Path:
-    """`warm_start` of cfg.model.spec as a root config says: its `warmstart` section, the rollout limits, k, seed,
-    lora_r and micro_batch of the recipe it will train with."""
+    """`warm_start` of cfg.model.spec as a root config says: its `warmstart` section, and the rollout limits, k,
+    seed and lora_r of the recipe it will train with."""
     w = cfg.warmstart
     return warm_start(
         cfg.model.spec,
@@ -270,6 +277,6 @@ def warm_start_from(cfg, out_dir: str | Path, log: Callable[[str], None] = lambd
         seed=cfg.seed,
         rollout_cfg=cfg.rollout,
         lora_r=cfg.rl.lora_r,
-        micro_batch=cfg.rl.micro_batch,
+        micro_batch=w.micro_batch,
         log=log,
     )

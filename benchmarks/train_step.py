@@ -3,17 +3,19 @@
 Same model, same prompts (the policy prompt of docs/protocol.md in the chat template), same batch (P prompts x G
 generations), same completion budget, sampling at temperature 1 / top-p 0.95, the same KL coefficient (0.001 by
 default: both compute reference log-probs; 0: neither keeps a reference), the same trained blocks (all by default;
-`--train-layers 12 --kl 0` is the tiny recipe's step), token-mean loss (TRL's `dapo`), one update per step (ours
-accumulated over the recipe's micro-batches of 4: the same gradient). Single turn, no search: our rollout runs with
-max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS only, so the completion lengths can differ:
-both are printed, with time per completion token). TRL runs in fp32 without gradient checkpointing, as ours does.
-Each side runs in its own process (peak RSS = that process's max resident memory, model included); a warm-up step
-is run first, the second step is timed. Phases: ours from the trainer's own timers, with the peak RSS of each (Linux);
-TRL's from its profiling contexts (generation, `_prepare_inputs` = generation + scoring + reference log-probs, the
-rest = update). Figures go to benchmarks/results/train_step.json (`--results`).
+`--train-layers 12 --kl 0` is the tiny recipe's step), token-mean loss (TRL's `dapo`), one update per step,
+accumulated on both sides over micro-batches of `--micro-batch` trajectories (1 by default, the tiny recipe's: no
+padding; TRL: per_device_train_batch_size with gradient accumulation; the same gradient for any value). Single
+turn, no search: our rollout runs with max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS
+only, so the completion lengths can differ: both are printed, with time per completion token). TRL runs in fp32
+without gradient checkpointing, as ours does. Each side runs in its own process (peak RSS = that process's max
+resident memory, model included); a warm-up step is run first, the second step is timed. Phases: ours from the
+trainer's own timers, with the peak RSS of each (Linux); TRL's from its profiling contexts (generation,
+`_prepare_inputs` = generation + scoring + reference log-probs, the rest = update). Figures go to
+benchmarks/results/train_step.json (`--results`).
 
     python benchmarks/train_step.py [--model smollm2-135m] [--prompts 4] [--generations 4] [--max-tokens 64]
-        [--kl 0.001] [--train-layers 0] [--results PATH]
+        [--kl 0.001] [--train-layers 0] [--micro-batch 1] [--results PATH]
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def run_ours(args) -> dict:
         def _search(self, requests):
             raise AssertionError("no search in this benchmark")
 
-    # One update over the whole batch as TRL's, accumulated over the recipe's micro-batches (the same gradient: each
-    # micro-batch's loss is normalized by the whole batch's token count).
+    # One update over the whole batch as TRL's, accumulated over micro-batches (the same gradient: each micro-batch's
+    # loss is normalized by the whole batch's token count).
     rl = RLConfig(
+        micro_batch=args.micro_batch,
         algo="grpo",
         samples_per_prompt=args.generations,
         lr=1e-6,
@@ -156,7 +159,7 @@ def run_trl(args) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cfg = GRPOConfig(
             output_dir=out,
-            per_device_train_batch_size=args.prompts * args.generations,
+            per_device_train_batch_size=args.micro_batch,
             num_generations=args.generations,
             max_completion_length=args.max_tokens,
             temperature=1.0,
@@ -166,7 +169,7 @@ def run_trl(args) -> dict:
             learning_rate=1e-6,
             max_steps=2,
             num_iterations=1,
-            gradient_accumulation_steps=1,
+            gradient_accumulation_steps=args.prompts * args.generations // args.micro_batch,
             logging_steps=1,
             report_to=[],
             use_cpu=True,
@@ -198,9 +201,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--kl", type=float, default=0.001, help="KL coefficient (0: no reference model)")
     parser.add_argument("--train-layers", type=int, default=0, help="train the top N blocks only (0: all)")
+    parser.add_argument("--micro-batch", type=int, default=1, help="trajectories per forward/backward, both sides")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.micro_batch < 1 or (args.prompts * args.generations) % args.micro_batch:
+        parser.error("--micro-batch must be >= 1 and divide --prompts x --generations")
     if args.side:
         result = (run_ours if args.side == "ours" else run_trl)(args)
         result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # whole run
@@ -233,6 +239,8 @@ def main() -> None:
             str(args.kl),
             "--train-layers",
             str(args.train_layers),
+            "--micro-batch",
+            str(args.micro_batch),
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]

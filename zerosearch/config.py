@@ -194,7 +194,11 @@ class RLConfig:
     warmup_ratio: float = _help("linear learning-rate warm-up over this share of the steps (verl's ratio)", 0.0)
     value_warmup_ratio: float = _help("the value head's warm-up ratio (ppo)", 0.0)
     epochs: int = _help("passes of clipped updates over each step's rollouts", 1)
-    micro_batch: int = _help("trajectories per forward/backward (divides mini_batch)", 4)
+    micro_batch: int = _help(
+        "trajectories per forward/backward (divides mini_batch; the same gradient for any value: 1 pads nothing, the "
+        "fastest and smallest on a CPU)",
+        4,
+    )
     mini_batch: int = _help(
         "trajectories per optimizer step, divides prompts_per_step x samples_per_prompt "
         "(0 = all of a step's trajectories: one update per epoch)",

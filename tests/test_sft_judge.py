@@ -1,7 +1,9 @@
 import pytest
 
+from zerosearch.generation.hf import HFGenerator
+from zerosearch.models import load_model
 from zerosearch.rewards import contains_answer
-from zerosearch.sft.judge import RuleJudge, cohen_kappa, judge, parse_verdict
+from zerosearch.sft.judge import LLMJudge, RuleJudge, cohen_kappa, judge, parse_verdict
 
 
 def test_cohen_kappa_matches_hand_computation():
@@ -60,3 +62,29 @@ def test_judge_labels_in_place_and_reports_agreement():
     assert records[1]["labels"] == {"rule": "noisy", "fixed": None}
     assert stats["judges"]["rule"] == {"useful": 2, "noisy": 1, "None": 0}
     assert stats["agreement"]["compared"] == 2 and stats["agreement"]["raw"] == 0.5
+
+
+class _Recording(HFGenerator):
+    """A real generator that keeps the prompts it was given."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.prompts: list[str] = []
+
+    def generate(self, prompts, **kw):
+        self.prompts += prompts
+        return super().generate(prompts, **kw)
+
+
+def test_llm_judge_asks_about_a_hop_with_the_hops_own_answer():
+    generator = _Recording(*load_model("tiny-random"))
+    question = "Where was the founder of Vell Press born?"
+    docs = [{"text": "Ann founded Vell Press."}]
+    hop = {"question": question, "golden_answers": ["Oslo"], "query": "Who founded Vell Press?"}
+    records = [hop | {"query_answers": ["Ann"], "documents": docs}, hop | {"query": question, "documents": docs}]
+    labels = LLMJudge(generator, max_new_tokens=2).label(records)
+    assert len(labels) == 2 and set(labels) <= {"useful", "noisy", None}
+    first, second = generator.prompts
+    # the first hop is judged as the rule judges it: on its sub-question and the bridge, not the final answer
+    assert '"Who founded Vell Press?"' in first and "Ann" in first and "Oslo" not in first
+    assert f'"{question}"' in second and "Oslo" in second

@@ -27,6 +27,14 @@ def query_answers(record: dict) -> list[str]:
     return record.get("query_answers") or record["golden_answers"]
 
 
+def judged_question(record: dict) -> tuple[str, list[str]]:
+    """What the documents must answer, for a judge that reads: a hop's sub-question and its own answer where the
+    record has one (as `query_answers`), else the question and its gold answers."""
+    if record.get("query_answers"):
+        return record["query"], list(record["query_answers"])
+    return record["question"], list(record["golden_answers"])
+
+
 def asks_final(record: dict) -> bool:
     """Whether the record's query asks for the final answer (the question, or a last hop), not for a bridge."""
     finals = {normalize_answer(a) for a in record["golden_answers"]}
@@ -86,9 +94,7 @@ class LLMJudge(Judge):
         for start in range(0, len(records), self.batch_size):
             batch = records[start : start + self.batch_size]
             texts = [
-                self._chat(
-                    prompts.judge_prompt(r["question"], r["golden_answers"], [Document(**d) for d in r["documents"]])
-                )
+                self._chat(prompts.judge_prompt(*judged_question(r), [Document(**d) for d in r["documents"]]))
                 for r in batch
             ]
             outs = self.generator.generate(texts, max_new_tokens=self.max_new_tokens, temperature=0.0, seed=0)

@@ -63,7 +63,8 @@ def test_resume_refuses_a_changed_config_naming_the_fields(tmp_path):
     with pytest.raises(ConfigError, match=r"rl\.lr .*engine\.k|engine\.k .*rl\.lr") as e:
         checkpoint.check_resume(run, changed)
     assert "progress" not in str(e.value)
-    checkpoint.check_resume(run, load_config(TrainConfig, "tiny", ["progress=false", "keep_checkpoints=5"]))
+    same = ["progress=false", "keep_checkpoints=5", f"rl.micro_batch={2 * cfg.rl.micro_batch}"]
+    checkpoint.check_resume(run, load_config(TrainConfig, "tiny", same))
     with pytest.raises(UserError, match="no checkpoint"):
         checkpoint.check_resume(tmp_path / "empty", cfg)
 

@@ -31,6 +31,7 @@ RESUME_MAY_CHANGE = {
     "keep_checkpoints",
     "save_every",
     "save_trajectories",
+    "rl.micro_batch",  # how a batch is split for memory: the same gradient
 }
 # Sections a training run reads; the others configure other commands (eval, demo, serve, ...) and may change.
 TRAINING_SECTIONS = ("model", "engine", "rollout", "curriculum", "rl")

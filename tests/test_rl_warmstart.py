@@ -5,15 +5,17 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from zerosearch import prompts
-from zerosearch.config import EngineConfig, RolloutConfig
+from zerosearch.config import EngineConfig, RLConfig, RolloutConfig
 from zerosearch.data import load_questions
 from zerosearch.engines import make_engine
 from zerosearch.errors import UserError
 from zerosearch.models import load_model
 from zerosearch.rewards import normalize_answer
-from zerosearch.rl.warmstart import demonstrations, policy_nll, script_for, warm_start
+from zerosearch.rl.policy import build_actor
+from zerosearch.rl.warmstart import demonstrations, policy_nll, script_for, sft, warm_start
 from zerosearch.rollout import read_jsonl
 
 CFG = RolloutConfig(max_turns=3, max_turn_tokens=96, max_obs_tokens=600, max_context_tokens=1536)
@@ -123,3 +125,32 @@ def _lm(model):
     from zerosearch.rl.policy import ActorCritic
 
     return ActorCritic(model, with_value_head=False)
+
+
+def test_gradient_checkpointing_recomputes_the_blocks_for_the_same_weights(tok, bm25, questions):
+    demos, _ = demonstrations(tok, bm25, questions, CFG, 3, len(questions))
+    runs = {}
+    for checkpointing in (False, True):
+        model, _ = load_model("tiny-random")
+        actor, _ = build_actor(model, RLConfig(kl_coef=0.0))
+        calls = []
+        # Inside the block (transformers checkpoints a block's `forward`, keeping the block's own hooks outside), and
+        # before the call: the recompute stops once it has the saved tensors, inside the MLP.
+        model.model.layers[0].mlp.register_forward_pre_hook(lambda *args, calls=calls: calls.append(1))
+        sft(
+            actor,
+            demos,
+            tok.pad_token_id,
+            steps=2,
+            lr=1e-3,
+            batch_size=3,
+            micro_batch=1,
+            seed=0,
+            gradient_checkpointing=checkpointing,
+        )
+        assert not model.training and not model.is_gradient_checkpointing  # as loaded, for what follows
+        runs[checkpointing] = len(calls), model.state_dict()
+    # a block's forward runs again in the backward pass, once per micro-batch
+    assert runs[True][0] == 2 * runs[False][0] == 2 * 2 * 3
+    for name, weight in runs[False][1].items():
+        torch.testing.assert_close(runs[True][1][name], weight)

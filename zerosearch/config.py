@@ -378,6 +378,11 @@ class WarmstartConfig:
         "smallest on a CPU, raise it on a GPU)",
         1,
     )
+    gradient_checkpointing: bool = _help(
+        "recompute each block's activations in the backward pass instead of keeping them: less memory, more time, "
+        "the same gradient",
+        False,
+    )
 
     def __post_init__(self):
         _positive("warmstart", self, "examples", "steps", "lr", "batch_size", "micro_batch")

@@ -130,17 +130,21 @@ def sft(
     batch_size: int,
     micro_batch: int,
     seed: int,
+    gradient_checkpointing: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> None:
     """`steps` AdamW steps of policy-token NLL, each over `batch_size` demonstrations of a seeded endless shuffle,
     accumulated over micro-batches (normalized by the batch's token count: one big batch's gradient). `on_step(step,
-    nll)` after each."""
+    nll)` after each. `gradient_checkpointing` recomputes each block's activations in the backward pass."""
     import torch
 
     from zerosearch.rl.policy import collate, logprobs_of
     from zerosearch.rl.trainer import take_questions
 
     device = next(actor.parameters()).device
+    if gradient_checkpointing:  # transformers checkpoints only in training mode; no layer here behaves otherwise
+        actor.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        actor.policy.train()
     optimizer = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     for step in range(steps):
         rows = take_questions(trajectories, step * batch_size, batch_size, seed)
@@ -157,6 +161,9 @@ def sft(
         optimizer.zero_grad(set_to_none=True)
         if on_step:
             on_step(step + 1, float(nll))
+    if gradient_checkpointing:
+        actor.policy.gradient_checkpointing_disable()
+        actor.policy.eval()
 
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:
@@ -191,6 +198,7 @@ def warm_start(
     rollout_cfg: RolloutConfig | None = None,
     lora_r: int = 0,
     micro_batch: int = 1,
+    gradient_checkpointing: bool = False,
     data: str = "mini-world:train",
     corpus: str = "mini-world:corpus",
     log: Callable[[str], None] = lambda line: None,
@@ -240,6 +248,7 @@ def warm_start(
         batch_size=batch_size,
         micro_batch=micro_batch,
         seed=seed,
+        gradient_checkpointing=gradient_checkpointing,
         on_step=lambda step, nll: log(f"warm start: SFT step {step}/{steps}, batch NLL {nll:.3f} {elapsed()}"),
     )
     nll_after = policy_nll(actor, sample, tokenizer.pad_token_id, micro_batch)
@@ -278,5 +287,6 @@ def warm_start_from(cfg, out_dir: str | Path, log: Callable[[str], None] = lambd
         rollout_cfg=cfg.rollout,
         lora_r=cfg.rl.lora_r,
         micro_batch=w.micro_batch,
+        gradient_checkpointing=w.gradient_checkpointing,
         log=log,
     )

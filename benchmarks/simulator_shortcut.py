@@ -37,6 +37,10 @@ RESULTS = Path(__file__).parent / "results" / "simulator_shortcut.json"
 BATCH = 24
 
 
+def holds_answer(documents, answers: list[str]) -> bool:
+    return contains_answer(documents_text([d.to_dict() for d in documents]), answers)
+
+
 def policy_queries(trajectories: Path) -> list[dict]:
     """The distinct (question, query) pairs searched in useful mode, with the question's gold answers; queries that
     spell an answer themselves are left out (any on-topic document would hold it)."""
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.per_class < 1:
+        parser.error("--per-class must be >= 1")
     if not args.trajectories.is_dir():
         parser.error(f"--trajectories {args.trajectories}: not a directory")
     cfg = load_config(TrainConfig, args.config)
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     bm25 = BM25Engine(cfg.engine.corpus)
     real = bm25.search([SearchRequest(q["query"], k) for q in queries])
     for q, docs in zip(queries, real, strict=True):
-        q["real_holds"] = contains_answer(documents_text([d.to_dict() for d in docs]), q["answers"])
+        q["real_holds"] = holds_answer(docs, q["answers"])
     rng = random.Random(args.seed)
     sample = []
     for holds in (True, False):
@@ -105,9 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         holds = []
         for start in range(0, len(requests), BATCH):
             for q, docs in zip(sample[start : start + BATCH], engine.search(requests[start : start + BATCH])):
-                holds.append(
-                    (q["real_holds"], contains_answer(documents_text([d.to_dict() for d in docs]), q["answers"]))
-                )
+                holds.append((q["real_holds"], holds_answer(docs, q["answers"])))
             print(f"{spec}: {len(holds)}/{len(requests)} queries", file=sys.stderr, flush=True)
         lacks = [h for r, h in holds if not r]
         has = [h for r, h in holds if r]

@@ -148,7 +148,9 @@ def test_gradient_checkpointing_recomputes_the_blocks_for_the_same_weights(tok, 
             seed=0,
             gradient_checkpointing=checkpointing,
         )
-        assert not model.training and not model.is_gradient_checkpointing  # as loaded, for what follows
+        renamed = hasattr(model, "is_activation_checkpointing")  # transformers 5.x (the old name warns)
+        checkpointed = model.is_activation_checkpointing if renamed else model.is_gradient_checkpointing
+        assert not model.training and not checkpointed  # as loaded, for what follows
         runs[checkpointing] = len(calls), model.state_dict()
     # a block's forward runs again in the backward pass, once per micro-batch
     assert runs[True][0] == 2 * runs[False][0] == 2 * 2 * 3

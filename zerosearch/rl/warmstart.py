@@ -142,9 +142,15 @@ def sft(
     from zerosearch.rl.trainer import take_questions
 
     device = next(actor.parameters()).device
+    policy = actor.policy
+    # transformers 5.x renamed gradient checkpointing to activation checkpointing (the old names warn)
+    renamed = hasattr(policy, "activation_checkpointing_enable")
     if gradient_checkpointing:  # transformers checkpoints only in training mode; no layer here behaves otherwise
-        actor.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        actor.policy.train()
+        if renamed:
+            policy.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        policy.train()
     optimizer = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     for step in range(steps):
         rows = take_questions(trajectories, step * batch_size, batch_size, seed)
@@ -162,8 +168,8 @@ def sft(
         if on_step:
             on_step(step + 1, float(nll))
     if gradient_checkpointing:
-        actor.policy.gradient_checkpointing_disable()
-        actor.policy.eval()
+        policy.activation_checkpointing_disable() if renamed else policy.gradient_checkpointing_disable()
+        policy.eval()
 
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:

@@ -101,3 +101,4 @@ def test_demo_runs_the_loop_and_points_to_the_learning_benchmark(tmp_path, capsy
     out = capsys.readouterr().out
     assert "benchmarks/results/learning.json" in out
     assert "eval policy of " in out and "step 1/1" in out  # progress lines, stdout not being a terminal
+    assert f"eval rag of {tmp_path / 'demo' / 'warm'}" in out  # RAG by the model that answers in the protocol

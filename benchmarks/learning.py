@@ -10,7 +10,8 @@ The recipe end to end (docs/learning.md), with the demo's stages (zerosearch/dem
   f. held-out EM every CURVE_EVERY steps of each run, on the first CURVE_N of those questions (a checkpoint is kept
      every CURVE_EVERY steps; step 0 and the last step reuse b and e);
   g. paired bootstrap differences, RESULTS (learning.json: machine, command, seconds per stage, EM/F1 with 95% CIs,
-     per-step training metrics, the curve), a plot beside it, and a markdown table on stdout.
+     per-step training metrics, the reward of trajectories by their number of searches per CURVE_EVERY steps, the
+     curve), a plot beside it, and a markdown table on stdout.
 
 Rerunning the same command after a crash continues: a stage whose output exists is skipped, training resumes from
 its last checkpoint (at most CURVE_EVERY - 1 steps are redone), evaluations resume question by question.
@@ -96,6 +97,23 @@ def step_of(checkpoint: Path) -> int:
 def per_step(run_dir: Path) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{"step": m["step"], **{k: m.get(k) for k in PER_STEP}} for m in map(json.loads, lines)]
+
+
+def reward_by_searches(run_dir: Path, window: int) -> list[dict]:
+    """Per window of `window` steps: the share of the run's trajectories that searched n times, and their mean
+    reward. What the engine pays for one more search: against BM25 a second search paid from the first steps, while
+    the simulator's useful documents often answered a two-hop question after one (docs/learning.md)."""
+    windows: dict[int, dict[int, list[float]]] = {}
+    for path in sorted((run_dir / "trajectories").glob("step-*.jsonl")):
+        first = (step_of(path.with_suffix("")) - 1) // window * window + 1
+        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+            windows.setdefault(first, {}).setdefault(len(row["searches"]), []).append(row["reward"])
+    out = []
+    for first, by_n in sorted(windows.items()):
+        total = sum(len(rewards) for rewards in by_n.values())
+        searches = {str(n): {"share": len(r) / total, "reward": sum(r) / len(r)} for n, r in sorted(by_n.items())}
+        out.append({"steps": [first, first + window - 1], "searches": searches})
+    return out
 
 
 def machine() -> dict:
@@ -234,6 +252,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         **{m: {name: summary[AVERAGE][m] for name, summary in summaries.items()} for m in metrics},
         **{name: {m: diff[AVERAGE][m] for m in metrics} for name, diff in diffs.items()},
         "per_step": {name: per_step(Path(run_cfg.out)) for name, run_cfg in runs.items()},
+        "reward_by_searches": {
+            name: reward_by_searches(Path(run_cfg.out), args.curve_every) for name, run_cfg in runs.items()
+        },
         "curve": curve,
     }
     path = Path(args.results)

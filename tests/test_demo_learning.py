@@ -58,6 +58,9 @@ def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
         assert [r["step"] for r in saved["per_step"][run]] == [1, 2]
         assert all(r["frac_reward_zero_std"] is not None and r["entropy"] is not None for r in saved["per_step"][run])
         assert [p["step"] for p in saved["curve"][run]] == [0, 1, 2]
+        windows = saved["reward_by_searches"][run]
+        assert [w["steps"] for w in windows] == [[1, 1], [2, 2]]
+        assert all(abs(sum(n["share"] for n in w["searches"].values()) - 1) < 1e-9 for w in windows)
     # The curriculum of Eq. 1 against the simulator (p rises from 0); none against BM25, which has no noisy mode.
     assert saved["per_step"]["sim"][-1]["p_noisy"] > 0 and saved["per_step"]["bm25"][-1]["p_noisy"] == 0
     assert json.loads((tmp_path / "work" / "simulator" / "report.json").read_text())["report_card"] is None
@@ -70,6 +73,21 @@ def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
     assert [p.stat().st_size for p in records] == sizes
     assert (tmp_path / "work" / "sim" / "metrics.jsonl").read_text() == metrics
     assert again["em"] == result["em"] and again["curve"] == result["curve"]
+
+
+def test_reward_by_searches_groups_a_runs_trajectories_per_window(tmp_path):
+    trajectories = tmp_path / "trajectories"
+    trajectories.mkdir()
+    by_step = {1: [(1, 1.0), (2, 0.0)], 2: [(2, 1.0), (2, 0.5)], 3: [(0, 0.0)]}  # (searches, reward) per trajectory
+    for step, rows in by_step.items():
+        lines = [json.dumps({"searches": [{"query": "q"}] * n, "reward": r}) for n, r in rows]
+        (trajectories / f"step-{step:06d}.jsonl").write_text("\n".join(lines) + "\n")
+    (trajectories / "step-000003.html").write_text("<html></html>")  # the viewer beside them is not read
+
+    assert learning().reward_by_searches(tmp_path, 2) == [
+        {"steps": [1, 2], "searches": {"1": {"share": 0.25, "reward": 1.0}, "2": {"share": 0.75, "reward": 0.5}}},
+        {"steps": [3, 4], "searches": {"0": {"share": 1.0, "reward": 0.0}}},
+    ]
 
 
 def test_learning_benchmark_rejects_a_curve_larger_than_the_test_set(tmp_path, capsys):

@@ -27,11 +27,15 @@ TINY = [
 ]
 
 
-def learning():
-    spec = importlib.util.spec_from_file_location("learning", ROOT / "benchmarks" / "learning.py")
+def benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def learning():
+    return benchmark("learning")
 
 
 @pytest.mark.slow
@@ -120,3 +124,29 @@ def test_demo_runs_the_loop_and_points_to_the_learning_benchmark(tmp_path, capsy
     assert "benchmarks/results/learning.json" in out
     assert "eval policy of " in out and "step 1/1" in out  # progress lines, stdout not being a terminal
     assert f"eval rag of {tmp_path / 'demo' / 'warm'}" in out  # RAG by the model that answers in the protocol
+
+
+@pytest.mark.slow
+def test_demo_benchmark_times_the_demo_and_reads_its_bars(tmp_path):
+    sizes = ["demo.steps=1", "demo.n_eval=2", "demo.prompts_per_step=1", "rl.samples_per_prompt=2"]
+    demo_args = ["--config", "tiny"] + [arg for item in [*TINY, *sizes] for arg in ("--set", item)]
+    argv = ["--out", str(tmp_path / "demo"), "--results", str(tmp_path / "demo.json"), "--", *demo_args]
+    result = benchmark("demo").main(argv)
+
+    assert json.loads((tmp_path / "demo.json").read_text()) == result
+    assert "step 1/1" in (tmp_path / "demo" / "demo.log").read_text()
+    assert 0 < result["minutes"] < 60 and 0 < result["peak_rss_gib"] < 24
+    evaluated = json.loads((tmp_path / "demo" / "eval" / "results.json").read_text())["methods"]
+    assert result["em"] == {name: m["average"]["em"]["mean"] for name, m in evaluated.items()}
+    assert result["n_eval"] == 2 and not result["met"]["n_eval"]
+    assert result["met"]["trained_ge_warm"] == (result["em"]["trained"] >= result["em"]["warm-started"])
+    assert result["met"]["report_card"] is False  # tiny-random's prompt-based simulator carries no card
+
+
+@pytest.mark.slow
+def test_demo_benchmark_names_the_log_of_a_failed_demo(tmp_path, capsys):
+    argv = ["--out", str(tmp_path / "demo"), "--results", str(tmp_path / "demo.json"), "--", "--set", "demo.steps=0"]
+    with pytest.raises(SystemExit) as failed:
+        benchmark("demo").main(argv)
+    assert str(tmp_path / "demo" / "demo.log") in str(failed.value)
+    assert not (tmp_path / "demo.json").exists()

@@ -166,3 +166,18 @@ def test_top_p_draws_only_and_all_of_the_exact_nucleus(monkeypatch, width):
     assert set(drawn[1000:].tolist()) == {0, 1, 2, 3, 4}
     share = (drawn[:1000] == 0).float().mean().item()
     assert abs(share - 0.5 / 0.95) < 0.05  # renormalized within the nucleus
+
+
+def test_a_peft_model_decodes_like_its_base_with_the_cache_argument_its_base_names(gen):
+    """A PEFT model's forward takes **kwargs: the cache goes under the name the wrapped model's forward uses (the
+    other one is deprecated in transformers 5.x and will be removed), and LoRA adapters at zero change nothing."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = load_model("tiny-random")
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = HFGenerator(wrapped, tok).generate(PROMPTS, max_new_tokens=6, temperature=0)
+    assert [o.token_ids for o in out] == [o.token_ids for o in gen.generate(PROMPTS, max_new_tokens=6, temperature=0)]

@@ -87,8 +87,10 @@ class HFGenerator(Generator):
         eos = eos if eos is not None else tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         self.prefix_cache_bytes = prefix_cache_bytes
-        # transformers >= 5.x names the forward's cache argument `cache`; earlier versions `past_key_values`.
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        # transformers >= 5.x names the forward's cache argument `cache`; earlier versions `past_key_values`. A PEFT
+        # model's forward takes **kwargs: the name is read from the model it wraps.
+        forward = (model.get_base_model() if hasattr(model, "get_base_model") else model).forward
+        self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
         self.cache: PrefixCache | None = None
         self._token_texts: list[str] | None = None
         self._stop_candidates: dict[tuple[str, ...], torch.Tensor] = {}

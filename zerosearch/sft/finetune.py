@@ -8,6 +8,7 @@ loads anywhere (engines, server). Checkpoints go to `OUT/checkpoints`; a rerun r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -75,6 +76,9 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         freeze_below(model, cfg.train_layers, "sft.train_layers")
     tokenizer.padding_side = "right"  # training pads on the right; generation (load_model) pads on the left
     has_val = "validation" in data
+    # transformers 5.x renamed gradient checkpointing to activation checkpointing (the old field warns)
+    renamed = "activation_checkpointing" in {f.name for f in dataclasses.fields(TRLConfig)}
+    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": cfg.gradient_checkpointing}
     args = TRLConfig(
         output_dir=str(Path(cfg.out) / "checkpoints"),
         max_steps=cfg.steps,
@@ -86,7 +90,7 @@ def make_trainer(cfg: SFTConfig, progress: bool = True, log: Callable[[str], Non
         warmup_steps=cfg.warmup_steps,
         max_length=cfg.max_length,
         completion_only_loss=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **checkpointing,
         logging_steps=max(1, min(10, cfg.steps // 10)),
         save_strategy="steps" if cfg.save_every else "no",
         save_steps=max(cfg.save_every, 1),  # unused when save_every = 0

@@ -208,20 +208,20 @@ def run_demo(cfg: TrainConfig) -> dict:
     report = simulator_report(cfg, out / "simulator")
     console.print(f"its report card: {report}")
 
-    # RAG (one search with the question, then answer) is run by the warm-started model when there is one, as in
+    # RAG (one search with the question, then answer) is run by the model RL starts from, as in
     # benchmarks/learning.py: the untrained 135M model does not answer in the protocol's tags, so its RAG scores 0.
     console.rule("3. untrained policy vs BM25")
     bm25 = bm25_engine(cfg)
-    rag_here = ("policy",) if demo.warm_start else ("rag", "policy")
-    baseline = evaluate_model(model, test_qs, cfg, bm25, methods=rag_here)
-    records = {"untrained": baseline["policy"]}
+    methods = ("policy",) if demo.warm_start else ("rag", "policy")
+    rl_start = evaluate_model(model, test_qs, cfg, bm25, methods=methods)
+    records = {"untrained": rl_start["policy"]}
     if demo.warm_start:
         console.rule("4. warm start: SFT on oracle search demonstrations")
         warm = warm_start_stage(cfg, out / "warm")
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, spec=str(warm)))
-        baseline = evaluate_model(cfg.model.spec, test_qs, cfg, bm25, methods=("rag", "policy"))
-        records["warm-started"] = baseline["policy"]
-    records = {"rag-bm25": baseline["rag"], **records}
+        rl_start = evaluate_model(cfg.model.spec, test_qs, cfg, bm25, methods=("rag", "policy"))
+        records["warm-started"] = rl_start["policy"]
+    records = {"rag-bm25": rl_start["rag"], **records}
 
     console.rule(f"5. RL ({cfg.rl.algo}, {cfg.rl.steps} steps) against the simulator, with the curriculum")
     run_dir = train_stage(cfg)

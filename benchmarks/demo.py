@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("demo_args", nargs="*", help="after --: arguments of `zerosearch demo` (e.g. --set k=v)")
     args = parser.parse_args(argv)
 
-    shutil.rmtree(args.out, ignore_errors=True)  # a rerun into the same --out would reuse its warm start and run
+    # A rerun into the same --out would reuse its warm start and run: it starts empty, and only a directory this
+    # benchmark wrote (its demo.log) is emptied, never another.
+    if args.out.exists() and any(args.out.iterdir()) and not (args.out / "demo.log").exists():
+        sys.exit(f"error: {args.out} is not empty and not a demo benchmark's output: choose another --out")
+    shutil.rmtree(args.out, ignore_errors=True)
     env = dict(os.environ)
     fresh = tempfile.TemporaryDirectory(prefix="zerosearch-cache-") if args.fresh_cache else contextlib.nullcontext()
     with fresh as cache:

@@ -150,3 +150,12 @@ def test_demo_benchmark_names_the_log_of_a_failed_demo(tmp_path, capsys):
         benchmark("demo").main(argv)
     assert str(tmp_path / "demo" / "demo.log") in str(failed.value)
     assert not (tmp_path / "demo.json").exists()
+
+
+def test_demo_benchmark_refuses_to_empty_a_directory_it_did_not_write(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as refused:
+        benchmark("demo").main(["--out", str(tmp_path / "mine"), "--results", str(tmp_path / "demo.json")])
+    assert "not a demo benchmark's output" in str(refused.value)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"

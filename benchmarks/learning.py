@@ -5,20 +5,22 @@ The recipe end to end (docs/learning.md), with the demo's stages (zerosearch/dem
   b. evaluate it greedy with BM25 over the mini-world corpus on the first N_TEST questions of the eval data:
      the trained protocol (`policy`) and one BM25 search then answer (`rag`);
   c. RL from the warm start against the recipe's engine (the simulator) with its curriculum -> OUT/sim;
-  d. the same RL, same budget, against BM25 itself (no noise mode: the curriculum's p_end is 0) -> OUT/bm25;
+  d. the same RL, same budget, against BM25 itself (no noise mode: the curriculum's p_end is 0) -> OUT/bm25
+     (not with --sim-only);
   e. evaluate both trained policies on the N_TEST questions;
   f. held-out EM every CURVE_EVERY steps of each run, on the first CURVE_N of those questions (a checkpoint is kept
      every CURVE_EVERY steps; step 0 and the last step reuse b and e);
   g. paired bootstrap differences, RESULTS (learning.json: machine, command, seconds per stage, EM/F1 with 95% CIs,
-     per-step training metrics, the reward of trajectories by their number of searches per CURVE_EVERY steps, the
-     curve), a plot beside it, and a markdown table on stdout.
+     EM per question type, per-step training metrics, per CURVE_EVERY steps the reward of trajectories by their
+     number of searches and what the engine's useful documents held for multi-hop questions (the first hop's answer,
+     the final one), the curve), a plot beside it, and a markdown table on stdout.
 
 Rerunning the same command after a crash continues: a stage whose output exists is skipped, training resumes from
 its last checkpoint (at most CURVE_EVERY - 1 steps are redone), evaluations resume question by question.
 
     python benchmarks/learning.py [--out runs/learning] [--steps 40] [--prompts-per-step 4] [--samples 4]
-        [--n-test 200] [--curve-every 10] [--curve-n 50] [--parallel] [--config tiny] [--set KEY=VALUE ...]
-        [--results PATH]
+        [--n-test 200] [--curve-every 10] [--curve-n 50] [--parallel | --sim-only] [--config tiny]
+        [--set KEY=VALUE ...] [--results PATH]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 
 from zerosearch.errors import UserError
+from zerosearch.rewards import contains_answer
 
 RESULTS = Path(__file__).parent / "results" / "learning.json"
 PER_STEP = (
@@ -60,12 +63,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="train the BM25 run beside the simulator run, in a process of its own at the lowest CPU priority: it "
         "takes the cycles that the simulator run leaves (a CPU step has single-threaded stretches)",
     )
+    parser.add_argument(
+        "--sim-only",
+        action="store_true",
+        help="no run against BM25 (half the time): the result has no bm25-trained policy and no sim_minus_bm25",
+    )
     parser.add_argument("--config", default="tiny", help="recipe: a shipped name or a YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     args = parser.parse_args(argv)
     for name in ("steps", "prompts_per_step", "samples", "n_test", "curve_every", "curve_n"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.parallel and args.sim_only:
+        parser.error("--parallel runs the BM25 run beside the simulator run: there is none with --sim-only")
     if args.curve_n > args.n_test:
         parser.error("--curve-n must be <= --n-test (the curve's questions are the first of the test questions)")
     return args
@@ -116,6 +126,43 @@ def reward_by_searches(run_dir: Path, window: int) -> list[dict]:
     return out
 
 
+def engine_knowledge(run_dir: Path, hops_by_id: dict[str, list[dict]], window: int) -> list[dict]:
+    """Per window of `window` steps, over the useful-mode searches of the run's multi-hop questions: the share whose
+    documents name the first hop's answer (the bridge entity that the second search needs) and the share that hold
+    the final answer. BM25 finds the bridge; a simulator that does not know the world cannot, and pays only for the
+    final answer written into the documents of any search (docs/learning.md)."""
+    windows: dict[int, list[tuple[bool, bool]]] = {}
+    for path in sorted((run_dir / "trajectories").glob("step-*.jsonl")):
+        first = (step_of(path.with_suffix("")) - 1) // window * window + 1
+        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+            hops = hops_by_id.get(row["id"], [])
+            if len(hops) < 2:
+                continue
+            for search in row["searches"]:
+                if search.get("mode", "useful") != "useful":
+                    continue
+                text = " ".join(d["text"] for d in search["documents"])
+                hits = (contains_answer(text, [hops[0]["answer"]]), contains_answer(text, row["golden_answers"]))
+                windows.setdefault(first, []).append(hits)
+    return [
+        {
+            "steps": [first, first + window - 1],
+            "searches": len(hits),
+            "first_hop_answer": sum(bridge for bridge, _ in hits) / len(hits),
+            "final_answer": sum(final for _, final in hits) / len(hits),
+        }
+        for first, hits in sorted(windows.items())
+    ]
+
+
+def em_by_type(records: list[dict], type_by_id: dict[str, str]) -> dict[str, dict]:
+    """{question type: {n, em}}: where a policy gains and where it loses (the mini-world's questions carry a type)."""
+    by_type: dict[str, list[float]] = {}
+    for r in records:
+        by_type.setdefault(type_by_id.get(r["id"], "untyped"), []).append(r["em"])
+    return {t: {"n": len(ems), "em": sum(ems) / len(ems)} for t, ems in sorted(by_type.items())}
+
+
 def machine() -> dict:
     import torch
 
@@ -132,6 +179,8 @@ def plot(result: dict, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for run, label in (("sim", "against the simulator"), ("bm25", "against BM25")):
+        if run not in result["per_step"]:
+            continue
         rows = result["per_step"][run]
         left.plot([r["step"] for r in rows], [r["reward"] for r in rows], marker=".", label=label)
         curve = result["curve"][run]
@@ -185,7 +234,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         curriculum=dataclasses.replace(cfg.curriculum, p_start=0.0, p_end=0.0),  # a real engine has no noisy mode
         out=str(out / "bm25"),
     )
-    runs = {"sim": sim_cfg, "bm25": bm25_cfg}
+    runs = {"sim": sim_cfg} if args.sim_only else {"sim": sim_cfg, "bm25": bm25_cfg}
     simulator_report(sim_cfg, out / "simulator")
     if args.parallel:
         with stage("c+d. RL against the simulator and against BM25, in parallel"):
@@ -203,8 +252,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     else:
         with stage("c. RL against the simulator"):
             train_stage(sim_cfg)
-        with stage("d. RL against BM25"):
-            train_stage(bm25_cfg)
+        if "bm25" in runs:
+            with stage("d. RL against BM25"):
+                train_stage(bm25_cfg)
     after = {}
     with stage("e. evaluate the trained policies"):
         for name, run_cfg in runs.items():
@@ -222,19 +272,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
                     ]
             curve[name] = [{"step": s, "em": summarize(points[s])[AVERAGE]["em"]["mean"]} for s in sorted(points)]
 
-    records = {
-        "rag-bm25": before["rag"],
-        "warm-started": before["policy"],
-        "sim-trained": after["sim"],
-        "bm25-trained": after["bm25"],
-    }
+    records = {"rag-bm25": before["rag"], "warm-started": before["policy"]}
+    records |= {f"{name}-trained": recs for name, recs in after.items()}
     summaries = {name: summarize(recs) for name, recs in records.items()}
     diffs = {  # B - A of paired_difference(A, B)
         "trained_minus_warm": paired_difference(records["warm-started"], after["sim"]),
-        "bm25_trained_minus_warm": paired_difference(records["warm-started"], after["bm25"]),
-        "sim_minus_bm25": paired_difference(after["bm25"], after["sim"]),
         "trained_minus_rag": paired_difference(records["rag-bm25"], after["sim"]),
     }
+    if "bm25" in after:
+        diffs["bm25_trained_minus_warm"] = paired_difference(records["warm-started"], after["bm25"])
+        diffs["sim_minus_bm25"] = paired_difference(after["bm25"], after["sim"])
+    type_by_id = {q.id: q.meta.get("type", "untyped") for q in test_qs}
+    hops_by_id = {q.id: q.meta.get("hops", []) for q in load_questions(cfg.data)}
     metrics = ("em", "f1")
     result = {
         "machine": machine(),
@@ -251,9 +300,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         "evaluation": f"greedy, bm25 over mini-world:corpus, k={cfg.engine.k}, the first questions of {cfg.eval_data}",
         **{m: {name: summary[AVERAGE][m] for name, summary in summaries.items()} for m in metrics},
         **{name: {m: diff[AVERAGE][m] for m in metrics} for name, diff in diffs.items()},
+        "em_by_type": {name: em_by_type(recs, type_by_id) for name, recs in records.items()},
         "per_step": {name: per_step(Path(run_cfg.out)) for name, run_cfg in runs.items()},
         "reward_by_searches": {
             name: reward_by_searches(Path(run_cfg.out), args.curve_every) for name, run_cfg in runs.items()
+        },
+        "engine_knowledge": {
+            name: engine_knowledge(Path(run_cfg.out), hops_by_id, args.curve_every) for name, run_cfg in runs.items()
         },
         "curve": curve,
     }
@@ -267,6 +320,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         f"\n{args.steps} GRPO steps of {args.prompts_per_step} x {args.samples} trajectories from the warm start; "
         f"{len(test_qs)} held-out questions, greedy, BM25 at evaluation (95% bootstrap CI)\n\n"
         + results_markdown(summaries, {labels[k]: d for k, d in diffs.items()})
+        + "\nEM by question type: "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{t} {100 * v['em']:.1f}" for t, v in by_type.items())
+            for name, by_type in result["em_by_type"].items()
+        )
         + f"\n{path} and {path.with_suffix('.png')}"
     )
     return result

@@ -65,6 +65,11 @@ def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
         windows = saved["reward_by_searches"][run]
         assert [w["steps"] for w in windows] == [[1, 1], [2, 2]]
         assert all(abs(sum(n["share"] for n in w["searches"].values()) - 1) < 1e-9 for w in windows)
+        for w in saved["engine_knowledge"][run]:
+            assert w["searches"] > 0 and 0 <= w["first_hop_answer"] <= 1 and 0 <= w["final_answer"] <= 1
+    for name, by_type in saved["em_by_type"].items():
+        assert sum(t["n"] for t in by_type.values()) == 4, name
+        assert by_type.keys() <= {"single_hop", "two_hop", "comparison"}
     # The curriculum of Eq. 1 against the simulator (p rises from 0); none against BM25, which has no noisy mode.
     assert saved["per_step"]["sim"][-1]["p_noisy"] > 0 and saved["per_step"]["bm25"][-1]["p_noisy"] == 0
     assert json.loads((tmp_path / "work" / "simulator" / "report.json").read_text())["report_card"] is None
@@ -79,14 +84,70 @@ def test_learning_benchmark_runs_end_to_end_and_resumes(tmp_path):
     assert again["em"] == result["em"] and again["curve"] == result["curve"]
 
 
-def test_reward_by_searches_groups_a_runs_trajectories_per_window(tmp_path):
-    trajectories = tmp_path / "trajectories"
+@pytest.mark.slow
+def test_learning_benchmark_sim_only_has_no_bm25_run(tmp_path):
+    argv = ["--out", str(tmp_path / "work"), "--results", str(tmp_path / "learning.json"), "--steps", "1"]
+    argv += ["--prompts-per-step", "1", "--samples", "2", "--n-test", "2", "--curve-n", "2", "--sim-only"]
+    for item in TINY:
+        argv += ["--set", item]
+    result = learning().main(argv)
+
+    assert set(result["em"]) == {"rag-bm25", "warm-started", "sim-trained"}
+    assert "sim_minus_bm25" not in result and result["trained_minus_warm"]["em"]["lo"] is not None
+    assert set(result["per_step"]) == set(result["curve"]) == {"sim"}
+    assert not (tmp_path / "work" / "bm25").exists()
+    assert (tmp_path / "learning.png").stat().st_size > 0
+
+
+def write_trajectories(run_dir: Path, by_step: dict[int, list[dict]]) -> None:
+    trajectories = run_dir / "trajectories"
     trajectories.mkdir()
-    by_step = {1: [(1, 1.0), (2, 0.0)], 2: [(2, 1.0), (2, 0.5)], 3: [(0, 0.0)]}  # (searches, reward) per trajectory
     for step, rows in by_step.items():
-        lines = [json.dumps({"searches": [{"query": "q"}] * n, "reward": r}) for n, r in rows]
-        (trajectories / f"step-{step:06d}.jsonl").write_text("\n".join(lines) + "\n")
-    (trajectories / "step-000003.html").write_text("<html></html>")  # the viewer beside them is not read
+        (trajectories / f"step-{step:06d}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_engine_knowledge_reads_what_useful_documents_held_for_multi_hop_questions(tmp_path):
+    hops = {"two": [{"answer": "Quydun"}, {"answer": "Harkova"}], "one": [{"answer": "1911"}]}
+
+    def row(qid, *searches):
+        documents = [[{"text": t} for t in texts] for _, texts in searches]
+        searches = [{"mode": mode, "documents": docs} for (mode, _), docs in zip(searches, documents)]
+        return {"id": qid, "golden_answers": [hops[qid][-1]["answer"]], "searches": searches}
+
+    write_trajectories(
+        tmp_path,
+        {
+            1: [
+                row("two", ("useful", ["X was born in Quydun."]), ("useful", ["Quydun lies in Harkova."])),
+                row("two", ("noisy", ["Quydun, Harkova"])),  # a noisy search is not the engine's knowledge
+                row("one", ("useful", ["founded in 1911"])),  # a one-hop question has no bridge
+            ],
+            3: [row("two", ("useful", ["Harkova, says the simulator."]))],
+        },
+    )
+    assert learning().engine_knowledge(tmp_path, hops, 2) == [
+        {"steps": [1, 2], "searches": 2, "first_hop_answer": 1.0, "final_answer": 0.5},
+        {"steps": [3, 4], "searches": 1, "first_hop_answer": 0.0, "final_answer": 1.0},
+    ]
+
+
+def test_em_by_type_splits_a_policys_records():
+    records = [{"id": "a", "em": 1.0}, {"id": "b", "em": 0.0}, {"id": "c", "em": 1.0}, {"id": "d", "em": 0.0}]
+    types = {"a": "single_hop", "b": "single_hop", "c": "two_hop"}
+    assert learning().em_by_type(records, types) == {
+        "single_hop": {"n": 2, "em": 0.5},
+        "two_hop": {"n": 1, "em": 1.0},
+        "untyped": {"n": 1, "em": 0.0},
+    }
+
+
+def test_reward_by_searches_groups_a_runs_trajectories_per_window(tmp_path):
+    by_step = {1: [(1, 1.0), (2, 0.0)], 2: [(2, 1.0), (2, 0.5)], 3: [(0, 0.0)]}  # (searches, reward) per trajectory
+    write_trajectories(
+        tmp_path,
+        {step: [{"searches": [{"query": "q"}] * n, "reward": r} for n, r in rows] for step, rows in by_step.items()},
+    )
+    (tmp_path / "trajectories" / "step-000003.html").write_text("<html></html>")  # the viewer beside them is not read
 
     assert learning().reward_by_searches(tmp_path, 2) == [
         {"steps": [1, 2], "searches": {"1": {"share": 0.25, "reward": 1.0}, "2": {"share": 0.75, "reward": 0.5}}},
@@ -98,6 +159,9 @@ def test_learning_benchmark_rejects_a_curve_larger_than_the_test_set(tmp_path, c
     with pytest.raises(SystemExit):
         learning().main(["--out", str(tmp_path), "--n-test", "4", "--curve-n", "8"])
     assert "--curve-n must be <= --n-test" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        learning().main(["--out", str(tmp_path), "--parallel", "--sim-only"])
+    assert "there is none with --sim-only" in capsys.readouterr().err
 
 
 def test_a_simulator_without_a_report_card_is_named_in_its_place(tmp_path):
@@ -159,3 +223,44 @@ def test_demo_benchmark_refuses_to_empty_a_directory_it_did_not_write(tmp_path):
         benchmark("demo").main(["--out", str(tmp_path / "mine"), "--results", str(tmp_path / "demo.json")])
     assert "not a demo benchmark's output" in str(refused.value)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def knowledge_benchmark():
+    return benchmark("simulator_knowledge")
+
+
+def test_bridge_hops_are_the_oracle_queries_whose_answer_is_not_the_final_one(tmp_path):
+    from zerosearch.sft.miniworld import interactions
+
+    records = interactions("train", 3, tmp_path / "train.interactions.jsonl")
+    hops = knowledge_benchmark().bridge_hops(records)
+    hopped = {r["question_id"] for r in records if r.get("query_answers")}
+    assert hops and set(hops) <= hopped
+    assert {len(rs) for rs in hops.values()} == {1, 2}  # a two-hop question's first hop; a comparison's two sides
+    for rs in hops.values():
+        for r in rs:
+            assert r["query"] != r["question"]
+            assert set(r["query_answers"]).isdisjoint(r["golden_answers"])  # the bridge, not the final answer
+
+
+@pytest.mark.slow
+def test_simulator_knowledge_benchmark_teaches_and_measures(tmp_path):
+    from zerosearch.data import load_questions
+    from zerosearch.models import tiny_random
+
+    model, tokenizer = tiny_random()
+    model.save_pretrained(tmp_path / "sim")
+    tokenizer.save_pretrained(tmp_path / "sim")
+    argv = ["--simulator", str(tmp_path / "sim"), "--questions", "2", "--epochs", "1", "--samples", "1"]
+    argv += ["--train-layers", "1"]  # of tiny-random's 2 blocks
+    result = knowledge_benchmark().main([*argv, "--out", str(tmp_path / "work"), "--results", str(tmp_path / "k.json")])
+
+    assert json.loads((tmp_path / "k.json").read_text()) == json.loads(json.dumps(result))
+    assert result["examples"] == 2 * result["bridge_hops"]["taught"] and result["sft_steps"] >= 1
+    pool = load_questions(result["pool"])
+    assert len(pool) == 4 and sum(q.meta["type"] == "single_hop" for q in pool) == 2
+    assert (tmp_path / "work" / "model" / "config.json").is_file()
+    for when in ("before", "after"):
+        for group in ("taught", "control"):
+            m = result[when][group]
+            assert m["outputs"] == 2 and 0 <= m["first_hop_answer"] <= 1 and 0 <= m["final_answer"] <= 1

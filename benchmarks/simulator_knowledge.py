@@ -1,0 +1,203 @@
+"""Does the simulator know the world that RL trains in, and can its fine-tuning teach it? (docs/learning.md)
+
+For a two-hop question ("In which city was the founder of Bregex Systems born?") the policy's second search needs
+the first hop's answer, the bridge entity (the founder); a comparison needs each side's year. The simulator is told
+the question and its final answer, not these: its useful documents for such a *bridge hop* name the real answer only
+if it knows the world, as the paper's simulators know Wikipedia. `mini-world:simulator` saw each training question's
+interactions once at most; RL against it found the bridge in 0-8% of useful searches where BM25 found it in 85-91%
+(learning.json's `engine_knowledge`).
+
+This benchmark takes N multi-hop training questions to teach (each bridge hop with both a useful and a noisy
+training example) and N others as a control, and measures, over their bridge hops' oracle queries, how often the
+simulator's useful documents name the hop's answer (`first_hop_answer`) and how often they hold the final answer
+(`final_answer`, the shortcut):
+  a. the simulator as built;
+  b. after EPOCHS more epochs of its own SFT on the taught questions' bridge-hop interactions with BM25 (both
+     modes, the build's format: what the paper's simulator fine-tuning sees, repeated until it is remembered),
+     saved to OUT/model;
+both decoded as the tiny recipe trains against it (temperature 0.7, top-p 0.9), 3 documents, each query SAMPLES
+times. Writes benchmarks/results/simulator_knowledge.json, and OUT/pool.jsonl: the taught questions and as many
+single-hop training questions (whose queries ask for the final answer, which the simulator is told), a training set
+whose world the taught simulator knows (`--set data=OUT/pool.jsonl --set engine.simulator_model=OUT/model`).
+
+    python benchmarks/simulator_knowledge.py [--simulator mini-world:simulator] [--questions 32] [--epochs 6]
+        [--samples 2] [--train-layers N] [--out runs/simulator_knowledge] [--results PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from zerosearch.errors import UserError
+
+RESULTS = Path(__file__).parent / "results" / "simulator_knowledge.json"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--simulator", default="mini-world:simulator", help="a fine-tuned simulator's model spec")
+    parser.add_argument(
+        "--questions", type=int, default=32, help="multi-hop training questions taught (and as many controls)"
+    )
+    parser.add_argument("--epochs", type=int, default=6, help="SFT epochs over the taught questions' bridge hops")
+    parser.add_argument(
+        "--train-layers", type=int, default=None, help="top blocks trained (default: the build recipe's, every block)"
+    )
+    parser.add_argument("--samples", type=int, default=2, help="useful outputs drawn per query")
+    parser.add_argument("--out", default="runs/simulator_knowledge", help="working directory: data, the taught model")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    for name in ("questions", "epochs", "samples"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    return args
+
+
+def bridge_hops(records: list[dict]) -> dict[str, list[dict]]:
+    """{question id: its bridge hops' records}: the oracle queries whose own answer is not the final answer."""
+    from zerosearch.sft.judge import asks_final
+
+    hops: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("query_answers") and not asks_final(r):
+            hops.setdefault(r["question_id"], []).append(r)
+    return hops
+
+
+def knowledge(generator, records: list[dict], *, k: int, samples: int, seed: int) -> dict:
+    """Over `records`' queries asked for useful documents `samples` times each: the share of outputs that name the
+    query's own answer (the bridge) and the share that hold the question's final answer."""
+    from zerosearch.engines.base import SearchRequest
+    from zerosearch.engines.simulator import SimulatorEngine
+    from zerosearch.rewards import contains_answer
+    from zerosearch.sft.miniworld import GRADE_BATCH
+
+    engine = SimulatorEngine(generator, "sft", max_new_tokens=160, temperature=0.7, top_p=0.9, seed=seed)
+    requests = [
+        SearchRequest(query=r["query"], k=k, question=r["question"], answers=list(r["golden_answers"]), mode="useful")
+        for r in records
+        for _ in range(samples)
+    ]
+    results = [
+        docs for i in range(0, len(requests), GRADE_BATCH) for docs in engine.search(requests[i : i + GRADE_BATCH])
+    ]
+    texts = [" ".join(d.text for d in docs) for docs in results]
+    owners = [r for r in records for _ in range(samples)]
+    return {
+        "outputs": len(texts),
+        "first_hop_answer": sum(contains_answer(t, r["query_answers"]) for t, r in zip(texts, owners)) / len(texts),
+        "final_answer": sum(contains_answer(t, r["golden_answers"]) for t, r in zip(texts, owners)) / len(texts),
+    }
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    from zerosearch.config import SFTConfig
+    from zerosearch.data import load_questions
+    from zerosearch.data.formats import write_questions
+    from zerosearch.generation.hf import HFGenerator
+    from zerosearch.models import load_model, resolve
+    from zerosearch.sft.build import build as build_examples
+    from zerosearch.sft.finetune import finetune
+    from zerosearch.sft.miniworld import RECIPE, interactions, paired
+
+    out = Path(args.out)
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    k = RECIPE.k
+    hops = bridge_hops(interactions("train", 3 * k, data / "train.interactions.jsonl"))
+    shape = dict(k=k, max_doc_words=RECIPE.max_doc_words, val_fraction=0.0, seed=RECIPE.seed, balance=0.0)
+    pairs: dict[str, list[dict]] = {}  # a bridge hop is taught by its useful and its noisy example side by side
+    for e in paired(build_examples([r for rs in hops.values() for r in rs], per_document=True, **shape)[0]):
+        pairs.setdefault(e["question_id"], []).append(e)
+    teachable = [q for q, rs in sorted(hops.items()) if len(pairs.get(q, [])) == 2 * len(rs)]
+    if len(teachable) < 2 * args.questions:
+        raise UserError(f"--questions {args.questions}: only {len(teachable)} questions have every bridge hop paired")
+    ids = random.Random(0).sample(teachable, 2 * args.questions)
+    taught_ids, control_ids = ids[: args.questions], ids[args.questions :]
+    taught = [r for q in taught_ids for r in hops[q]]
+    control = [r for q in control_ids for r in hops[q]]
+    examples = [e for q in taught_ids for e in pairs[q]]
+    with (data / "train.jsonl").open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
+
+    train_qs = load_questions("mini-world:train")
+    single = [q for q in train_qs if q.meta.get("type") == "single_hop"]
+    pool = [q for q in train_qs if q.id in set(taught_ids)] + random.Random(1).sample(single, args.questions)
+    write_questions(pool, out / "pool.jsonl", split="train")
+
+    seconds: dict[str, float] = {}
+    result: dict = {}
+    base = resolve(args.simulator)
+    measure = dict(k=k, samples=args.samples, seed=RECIPE.seed)
+    start = time.perf_counter()
+    before = HFGenerator(*load_model(args.simulator))
+    result["before"] = {
+        "taught": knowledge(before, taught, **measure),
+        "control": knowledge(before, control, **measure),
+    }
+    del before
+    seconds["measure_before"] = round(time.perf_counter() - start, 1)
+
+    start = time.perf_counter()
+    steps = -(-len(examples) * args.epochs // RECIPE.batch_size)
+    sft = SFTConfig(
+        model=str(base),
+        data=str(data),
+        out=str(out / "model"),
+        steps=steps,
+        lr=RECIPE.lr,
+        warmup_steps=RECIPE.warmup_steps,
+        batch_size=RECIPE.batch_size,
+        max_length=RECIPE.max_length,
+        train_layers=RECIPE.train_layers if args.train_layers is None else args.train_layers,
+        save_every=0,
+        eval_every=0,
+        shuffle=False,  # paired: a query's useful and noisy examples in one batch, as the build trains them
+        seed=RECIPE.seed,
+    )
+    stats = finetune(sft, progress=False, log=lambda line: print(f"fine-tune: {line}", flush=True))
+    shutil.rmtree(out / "model" / "checkpoints", ignore_errors=True)  # empty (save_every=0): the Trainer's output_dir
+    seconds["fine_tune"] = round(time.perf_counter() - start, 1)
+
+    start = time.perf_counter()
+    after = HFGenerator(*load_model(str(out / "model")))
+    result["after"] = {"taught": knowledge(after, taught, **measure), "control": knowledge(after, control, **measure)}
+    seconds["measure_after"] = round(time.perf_counter() - start, 1)
+
+    result = {
+        "command": shlex.join(["python", "benchmarks/simulator_knowledge.py", *argv]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "simulator": args.simulator,
+        "questions": args.questions,
+        "epochs": args.epochs,
+        "bridge_hops": {"taught": len(taught), "control": len(control)},
+        "examples": len(examples),
+        "pool": str(out / "pool.jsonl"),
+        "sft_steps": steps,
+        "train_loss": stats.get("train_loss"),
+        "seconds": seconds,
+        **result,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("before", "after", "seconds")}, indent=2))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(parse(argv), argv)
+    except UserError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,21 +7,22 @@ if it knows the world, as the paper's simulators know Wikipedia. `mini-world:sim
 interactions once at most; RL against it found the bridge in 0-8% of useful searches where BM25 found it in 85-91%
 (learning.json's `engine_knowledge`).
 
-This benchmark takes N multi-hop training questions to teach (each bridge hop with both a useful and a noisy
-training example) and N others as a control, and measures, over their bridge hops' oracle queries, how often the
-simulator's useful documents name the hop's answer (`first_hop_answer`) and how often they hold the final answer
-(`final_answer`, the shortcut):
+This benchmark takes N multi-hop training questions (each bridge hop with both a useful and a noisy training
+example) and N single-hop ones to teach, as many others as a control, and measures on each set, over the bridge
+hops, how often the simulator's useful documents name the hop's answer (`hop_answer`) and how often they hold the
+final answer (`final_answer`, the shortcut), and over the queries that ask for the final answer and whose real
+documents hold it, how often the useful documents hold it (`answer_hit`: taught bridge hops alone would unlearn it,
+since their useful documents never hold the final answer):
   a. the simulator as built;
-  b. after EPOCHS more epochs of its own SFT on the taught questions' bridge-hop interactions with BM25 (both
-     modes, the build's format: what the paper's simulator fine-tuning sees, repeated until it is remembered),
-     saved to OUT/model;
+  b. after EPOCHS more epochs of its own SFT on every oracle query of the taught questions (both modes side by side,
+     the build's format: what the paper's simulator fine-tuning sees, repeated until it is remembered), saved to
+     OUT/model;
 both decoded as the tiny recipe trains against it (temperature 0.7, top-p 0.9), 3 documents, each query SAMPLES
-times. Writes benchmarks/results/simulator_knowledge.json, and OUT/pool.jsonl: the taught questions and as many
-single-hop training questions (whose queries ask for the final answer, which the simulator is told), a training set
+times. Writes benchmarks/results/simulator_knowledge.json, and OUT/pool.jsonl: the taught questions, a training set
 whose world the taught simulator knows (`--set data=OUT/pool.jsonl --set engine.simulator_model=OUT/model`).
 
-    python benchmarks/simulator_knowledge.py [--simulator mini-world:simulator] [--questions 32] [--epochs 6]
-        [--samples 2] [--train-layers N] [--out runs/simulator_knowledge] [--results PATH]
+    python benchmarks/simulator_knowledge.py [--simulator mini-world:simulator] [--questions 24] [--epochs 5]
+        [--samples 1] [--train-layers N] [--out runs/simulator_knowledge] [--results PATH]
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--simulator", default="mini-world:simulator", help="a fine-tuned simulator's model spec")
     parser.add_argument(
-        "--questions", type=int, default=32, help="multi-hop training questions taught (and as many controls)"
+        "--questions", type=int, default=24, help="N: multi-hop and as many single-hop questions taught, 2N controls"
     )
-    parser.add_argument("--epochs", type=int, default=6, help="SFT epochs over the taught questions' bridge hops")
+    parser.add_argument("--epochs", type=int, default=5, help="SFT epochs over the taught questions' queries")
     parser.add_argument(
         "--train-layers", type=int, default=None, help="top blocks trained (default: the build recipe's, every block)"
     )
-    parser.add_argument("--samples", type=int, default=2, help="useful outputs drawn per query")
+    parser.add_argument("--samples", type=int, default=1, help="useful outputs drawn per query")
     parser.add_argument("--out", default="runs/simulator_knowledge", help="working directory: data, the taught model")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -60,40 +61,66 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def by_question(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        out.setdefault(r["question_id"], []).append(r)
+    return out
+
+
 def bridge_hops(records: list[dict]) -> dict[str, list[dict]]:
     """{question id: its bridge hops' records}: the oracle queries whose own answer is not the final answer."""
     from zerosearch.sft.judge import asks_final
 
-    hops: dict[str, list[dict]] = {}
-    for r in records:
-        if r.get("query_answers") and not asks_final(r):
-            hops.setdefault(r["question_id"], []).append(r)
-    return hops
+    return by_question([r for r in records if r.get("query_answers") and not asks_final(r)])
 
 
-def knowledge(generator, records: list[dict], *, k: int, samples: int, seed: int) -> dict:
-    """Over `records`' queries asked for useful documents `samples` times each: the share of outputs that name the
-    query's own answer (the bridge) and the share that hold the question's final answer."""
+def answer_queries(records: list[dict]) -> list[dict]:
+    """The records that ask for the final answer and whose real documents hold it: the report card's useful hit."""
+    from zerosearch.sft.judge import asks_final
+
+    return [r for r in records if asks_final(r) and r.get("label") == "useful"]
+
+
+def useful_texts(generator, records: list[dict], *, k: int, samples: int, seed: int) -> list[tuple[dict, str]]:
+    """(record, useful output) for each of `records`' queries asked `samples` times, decoded as the tiny recipe
+    trains against the simulator."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine
-    from zerosearch.rewards import contains_answer
     from zerosearch.sft.miniworld import GRADE_BATCH
 
     engine = SimulatorEngine(generator, "sft", max_new_tokens=160, temperature=0.7, top_p=0.9, seed=seed)
+    owners = [r for r in records for _ in range(samples)]
     requests = [
         SearchRequest(query=r["query"], k=k, question=r["question"], answers=list(r["golden_answers"]), mode="useful")
-        for r in records
-        for _ in range(samples)
+        for r in owners
     ]
     results = [
         docs for i in range(0, len(requests), GRADE_BATCH) for docs in engine.search(requests[i : i + GRADE_BATCH])
     ]
-    texts = [" ".join(d.text for d in docs) for docs in results]
-    owners = [r for r in records for _ in range(samples)]
+    return [(r, " ".join(d.text for d in docs)) for r, docs in zip(owners, results)]
+
+
+def knowledge(generator, records: list[dict], **decoding) -> dict:
+    """Over the bridge hops of `records`: the share of useful outputs that name the hop's answer and the share that
+    hold the final answer (the shortcut); over their final-answer queries: the share that hold it (the useful hit,
+    which teaching bridge hops alone would unlearn: their useful documents never hold the final answer)."""
+    from zerosearch.rewards import contains_answer
+
+    bridges = [r for rs in bridge_hops(records).values() for r in rs]
+    hops = useful_texts(generator, bridges, **decoding)
+    answers = useful_texts(generator, answer_queries(records), **decoding)
+
+    def share(outputs: list[tuple[dict, str]], field: str) -> float | None:
+        return sum(contains_answer(t, r[field]) for r, t in outputs) / len(outputs) if outputs else None
+
     return {
-        "outputs": len(texts),
-        "first_hop_answer": sum(contains_answer(t, r["query_answers"]) for t, r in zip(texts, owners)) / len(texts),
-        "final_answer": sum(contains_answer(t, r["golden_answers"]) for t, r in zip(texts, owners)) / len(texts),
+        "bridge_hops": {
+            "outputs": len(hops),
+            "hop_answer": share(hops, "query_answers"),
+            "final_answer": share(hops, "golden_answers"),
+        },
+        "answer_queries": {"outputs": len(answers), "answer_hit": share(answers, "golden_answers")},
     }
 
 
@@ -111,26 +138,29 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     k = RECIPE.k
-    hops = bridge_hops(interactions("train", 3 * k, data / "train.interactions.jsonl"))
+    records = by_question(interactions("train", 3 * k, data / "train.interactions.jsonl"))
     shape = dict(k=k, max_doc_words=RECIPE.max_doc_words, val_fraction=0.0, seed=RECIPE.seed, balance=0.0)
-    pairs: dict[str, list[dict]] = {}  # a bridge hop is taught by its useful and its noisy example side by side
-    for e in paired(build_examples([r for rs in hops.values() for r in rs], per_document=True, **shape)[0]):
-        pairs.setdefault(e["question_id"], []).append(e)
-    teachable = [q for q, rs in sorted(hops.items()) if len(pairs.get(q, [])) == 2 * len(rs)]
-    if len(teachable) < 2 * args.questions:
-        raise UserError(f"--questions {args.questions}: only {len(teachable)} questions have every bridge hop paired")
-    ids = random.Random(0).sample(teachable, 2 * args.questions)
-    taught_ids, control_ids = ids[: args.questions], ids[args.questions :]
-    taught = [r for q in taught_ids for r in hops[q]]
-    control = [r for q in control_ids for r in hops[q]]
+    all_records = [r for rs in records.values() for r in rs]
+    pairs = by_question(paired(build_examples(all_records, per_document=True, **shape)[0]))  # useful, noisy, …
+    paired_queries = {(e["question_id"], e["query"]) for es in pairs.values() for e in es}
+    hops = bridge_hops(all_records)
+    multi = [q for q, rs in sorted(hops.items()) if all((q, r["query"]) in paired_queries for r in rs)]
+    single = sorted(set(pairs) - set(hops))
+    if min(len(multi), len(single)) < 2 * args.questions:
+        raise UserError(f"--questions {args.questions}: {len(multi)} multi-hop and {len(single)} single-hop questions")
+    multi, single = (
+        random.Random(0).sample(multi, 2 * args.questions),
+        random.Random(1).sample(single, 2 * args.questions),
+    )
+    taught_ids = multi[: args.questions] + single[: args.questions]
+    control_ids = multi[args.questions :] + single[args.questions :]
+    taught = [r for q in taught_ids for r in records[q]]
+    control = [r for q in control_ids for r in records[q]]
     examples = [e for q in taught_ids for e in pairs[q]]
     with (data / "train.jsonl").open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
-
-    train_qs = load_questions("mini-world:train")
-    single = [q for q in train_qs if q.meta.get("type") == "single_hop"]
-    pool = [q for q in train_qs if q.id in set(taught_ids)] + random.Random(1).sample(single, args.questions)
-    write_questions(pool, out / "pool.jsonl", split="train")
+    chosen = set(taught_ids)
+    write_questions([q for q in load_questions("mini-world:train") if q.id in chosen], out / "pool.jsonl", "train")
 
     seconds: dict[str, float] = {}
     result: dict = {}
@@ -177,7 +207,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         "simulator": args.simulator,
         "questions": args.questions,
         "epochs": args.epochs,
-        "bridge_hops": {"taught": len(taught), "control": len(control)},
         "examples": len(examples),
         "pool": str(out / "pool.jsonl"),
         "sft_steps": steps,

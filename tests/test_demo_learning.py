@@ -256,11 +256,12 @@ def test_simulator_knowledge_benchmark_teaches_and_measures(tmp_path):
     result = knowledge_benchmark().main([*argv, "--out", str(tmp_path / "work"), "--results", str(tmp_path / "k.json")])
 
     assert json.loads((tmp_path / "k.json").read_text()) == json.loads(json.dumps(result))
-    assert result["examples"] == 2 * result["bridge_hops"]["taught"] and result["sft_steps"] >= 1
+    assert result["examples"] >= 2 and result["examples"] % 2 == 0 and result["sft_steps"] >= 1
     pool = load_questions(result["pool"])
-    assert len(pool) == 4 and sum(q.meta["type"] == "single_hop" for q in pool) == 2
+    assert len(pool) == 4 and sum(q.meta["type"] == "single_hop" for q in pool) == 2  # and 2 multi-hop ones
     assert (tmp_path / "work" / "model" / "config.json").is_file()
     for when in ("before", "after"):
         for group in ("taught", "control"):
-            m = result[when][group]
-            assert m["outputs"] == 2 and 0 <= m["first_hop_answer"] <= 1 and 0 <= m["final_answer"] <= 1
+            hops, answers = result[when][group]["bridge_hops"], result[when][group]["answer_queries"]
+            assert hops["outputs"] >= 2 and 0 <= hops["hop_answer"] <= 1 and 0 <= hops["final_answer"] <= 1
+            assert answers["outputs"] == 0 or 0 <= answers["answer_hit"] <= 1

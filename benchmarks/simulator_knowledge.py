@@ -87,9 +87,10 @@ def useful_texts(generator, records: list[dict], *, k: int, samples: int, seed: 
     trains against the simulator."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine
-    from zerosearch.sft.miniworld import GRADE_BATCH
+    from zerosearch.sft.miniworld import GRADE_BATCH, RECIPE
 
-    engine = SimulatorEngine(generator, "sft", max_new_tokens=160, temperature=0.7, top_p=0.9, seed=seed)
+    decoding = dict(max_new_tokens=RECIPE.max_new_tokens, temperature=RECIPE.temperature, top_p=RECIPE.top_p)
+    engine = SimulatorEngine(generator, "sft", seed=seed, **decoding)
     owners = [r for r in records for _ in range(samples)]
     requests = [
         SearchRequest(query=r["query"], k=k, question=r["question"], answers=list(r["golden_answers"]), mode="useful")
@@ -125,14 +126,13 @@ def knowledge(generator, records: list[dict], **decoding) -> dict:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
-    from zerosearch.config import SFTConfig
     from zerosearch.data import load_questions
     from zerosearch.data.formats import write_questions
     from zerosearch.generation.hf import HFGenerator
     from zerosearch.models import load_model, resolve
     from zerosearch.sft.build import build as build_examples
     from zerosearch.sft.finetune import finetune
-    from zerosearch.sft.miniworld import RECIPE, interactions, paired
+    from zerosearch.sft.miniworld import RECIPE, interactions, paired, sft_config
 
     out = Path(args.out)
     data = out / "data"
@@ -177,21 +177,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
     start = time.perf_counter()
     steps = -(-len(examples) * args.epochs // RECIPE.batch_size)
-    sft = SFTConfig(
-        model=str(base),
-        data=str(data),
-        out=str(out / "model"),
-        steps=steps,
-        lr=RECIPE.lr,
-        warmup_steps=RECIPE.warmup_steps,
-        batch_size=RECIPE.batch_size,
-        max_length=RECIPE.max_length,
-        train_layers=RECIPE.train_layers if args.train_layers is None else args.train_layers,
-        save_every=0,
-        eval_every=0,
-        shuffle=False,  # paired: a query's useful and noisy examples in one batch, as the build trains them
-        seed=RECIPE.seed,
-    )
+    changes = {"model": str(base), "steps": steps}
+    if args.train_layers is not None:
+        changes["train_layers"] = args.train_layers
+    sft = sft_config(RECIPE, data, out / "model", **changes)
     stats = finetune(sft, progress=False, log=lambda line: print(f"fine-tune: {line}", flush=True))
     shutil.rmtree(out / "model" / "checkpoints", ignore_errors=True)  # empty (save_every=0): the Trainer's output_dir
     seconds["fine_tune"] = round(time.perf_counter() - start, 1)

@@ -97,6 +97,26 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
+def sft_config(cfg: SimulatorBuildConfig, data: Path, out: Path, **changes) -> SFTConfig:
+    """The recipe's fine-tuning of `cfg.model` on `data`/train.jsonl into `out` (`changes` override its fields)."""
+    fields = dict(
+        model=cfg.model,
+        data=str(data),
+        out=str(out),
+        steps=cfg.steps,
+        lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        batch_size=cfg.batch_size,
+        max_length=cfg.max_length,
+        train_layers=cfg.train_layers,
+        save_every=0,  # minutes of training: a rerun starts over rather than write 1 GB of optimizer state
+        eval_every=0,
+        shuffle=False,  # `paired` order: a query's useful and noisy examples in one batch
+        seed=cfg.seed,
+    )
+    return SFTConfig(**(fields | changes))
+
+
 def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = progress) -> dict:
     """Collect, judge, build, fine-tune and grade into `out`: the model at its top, `report.json` (the report card
     with the targets) and `build.json` (recipe, data statistics, seconds per stage) beside it, `data/` below."""
@@ -135,21 +155,7 @@ def build(out: Path, cfg: SimulatorBuildConfig, log: Callable[[str], None] = pro
     log(f"3/5 build: {len(train)} training examples ({cfg.k} documents of <= {cfg.max_doc_words} words)")
 
     log(f"4/5 fine-tune {cfg.model}: {cfg.steps} steps of {cfg.batch_size}, lr {cfg.lr}, top {cfg.train_layers} blocks")
-    sft = SFTConfig(
-        model=cfg.model,
-        data=str(data),
-        out=str(out),
-        steps=cfg.steps,
-        lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        train_layers=cfg.train_layers,
-        save_every=0,  # minutes of training: a rerun starts over rather than write 1 GB of optimizer state
-        eval_every=0,
-        shuffle=False,  # `paired` order: a query's useful and noisy examples in one batch
-        seed=cfg.seed,
-    )
+    sft = sft_config(cfg, data, out)
     train_stats_sft = finetune(sft, progress=False, log=lambda line: log(f"4/5 fine-tune: {line}"))
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # empty (save_every=0): the Trainer's output_dir
     stage("fine_tune")

@@ -109,15 +109,21 @@ def per_step(run_dir: Path) -> list[dict]:
     return [{"step": m["step"], **{k: m.get(k) for k in PER_STEP}} for m in map(json.loads, lines)]
 
 
+def trajectories_by_window(run_dir: Path, window: int):
+    """(first step of its window of `window` steps, trajectory) for each trajectory the run logged, in step order."""
+    for path in sorted((run_dir / "trajectories").glob("step-*.jsonl")):
+        first = (step_of(path.with_suffix("")) - 1) // window * window + 1
+        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
+            yield first, row
+
+
 def reward_by_searches(run_dir: Path, window: int) -> list[dict]:
     """Per window of `window` steps: the share of the run's trajectories that searched n times, and their mean
     reward. What the engine pays for one more search: against BM25 a second search paid from the first steps, while
     the simulator's useful documents often answered a two-hop question after one (docs/learning.md)."""
     windows: dict[int, dict[int, list[float]]] = {}
-    for path in sorted((run_dir / "trajectories").glob("step-*.jsonl")):
-        first = (step_of(path.with_suffix("")) - 1) // window * window + 1
-        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
-            windows.setdefault(first, {}).setdefault(len(row["searches"]), []).append(row["reward"])
+    for first, row in trajectories_by_window(run_dir, window):
+        windows.setdefault(first, {}).setdefault(len(row["searches"]), []).append(row["reward"])
     out = []
     for first, by_n in sorted(windows.items()):
         total = sum(len(rewards) for rewards in by_n.values())
@@ -132,18 +138,16 @@ def engine_knowledge(run_dir: Path, hops_by_id: dict[str, list[dict]], window: i
     the final answer. BM25 finds the bridge; a simulator that does not know the world cannot, and pays only for the
     final answer written into the documents of any search (docs/learning.md)."""
     windows: dict[int, list[tuple[bool, bool]]] = {}
-    for path in sorted((run_dir / "trajectories").glob("step-*.jsonl")):
-        first = (step_of(path.with_suffix("")) - 1) // window * window + 1
-        for row in map(json.loads, path.read_text(encoding="utf-8").splitlines()):
-            hops = hops_by_id.get(row["id"], [])
-            if len(hops) < 2:
+    for first, row in trajectories_by_window(run_dir, window):
+        hops = hops_by_id.get(row["id"], [])
+        if len(hops) < 2:
+            continue
+        for search in row["searches"]:
+            if search.get("mode", "useful") != "useful":
                 continue
-            for search in row["searches"]:
-                if search.get("mode", "useful") != "useful":
-                    continue
-                text = " ".join(d["text"] for d in search["documents"])
-                hits = (contains_answer(text, [hops[0]["answer"]]), contains_answer(text, row["golden_answers"]))
-                windows.setdefault(first, []).append(hits)
+            text = " ".join(d["text"] for d in search["documents"])
+            hits = (contains_answer(text, [hops[0]["answer"]]), contains_answer(text, row["golden_answers"]))
+            windows.setdefault(first, []).append(hits)
     return [
         {
             "steps": [first, first + window - 1],
@@ -282,7 +286,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     if "bm25" in after:
         diffs["bm25_trained_minus_warm"] = paired_difference(records["warm-started"], after["bm25"])
         diffs["sim_minus_bm25"] = paired_difference(after["bm25"], after["sim"])
-    type_by_id = {q.id: q.meta.get("type", "untyped") for q in test_qs}
+    type_by_id = {q.id: q.meta["type"] for q in test_qs if "type" in q.meta}
     hops_by_id = {q.id: q.meta.get("hops", []) for q in load_questions(cfg.data)}
     metrics = ("em", "f1")
     result = {

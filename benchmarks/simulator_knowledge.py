@@ -138,9 +138,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     k = RECIPE.k
-    records = by_question(interactions("train", 3 * k, data / "train.interactions.jsonl"))
+    all_records = interactions("train", 3 * k, data / "train.interactions.jsonl")
+    records = by_question(all_records)
     shape = dict(k=k, max_doc_words=RECIPE.max_doc_words, val_fraction=0.0, seed=RECIPE.seed, balance=0.0)
-    all_records = [r for rs in records.values() for r in rs]
     pairs = by_question(paired(build_examples(all_records, per_document=True, **shape)[0]))  # useful, noisy, …
     paired_queries = {(e["question_id"], e["query"]) for es in pairs.values() for e in es}
     hops = bridge_hops(all_records)

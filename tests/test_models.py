@@ -29,6 +29,12 @@ def test_unknown_spec_lists_the_aliases():
         assert alias in str(e.value)
 
 
+def test_a_directory_without_a_model_is_named_in_the_error(tmp_path):
+    (tmp_path / "checkpoints").mkdir()  # what a fine-tuning under way leaves before it saves the model
+    with pytest.raises(UserError, match="holds no model"):
+        load_model(str(tmp_path))
+
+
 def test_bundled_smollm2_is_cached_as_safetensors_with_its_chat_template():
     path = bundled_dir("smollm2-135m")
     assert (path / "model.safetensors").exists()

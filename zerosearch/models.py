@@ -131,8 +131,12 @@ def resolve(spec: str) -> str:
         from zerosearch.sft.miniworld import cached
 
         return str(cached())
-    if Path(spec).expanduser().exists():
-        return str(Path(spec).expanduser())
+    path = Path(spec).expanduser()
+    if path.is_dir() and not (path / "config.json").exists():
+        # e.g. the output directory of a fine-tuning still under way: transformers would fail on its tokenizer
+        raise UserError(f"model {spec!r}: the directory holds no model (no config.json)")
+    if path.exists():
+        return str(path)
     if spec.count("/") == 1 and not spec.startswith((".", "/")):
         return spec  # a hub id: works where the hub or its local cache is reachable
     raise UserError(f"unknown model {spec!r}: not a local directory or hub id; aliases: {', '.join(ALIASES)}")

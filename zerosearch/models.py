@@ -132,9 +132,10 @@ def resolve(spec: str) -> str:
 
         return str(cached())
     path = Path(spec).expanduser()
-    if path.is_dir() and not (path / "config.json").exists():
-        # e.g. the output directory of a fine-tuning still under way: transformers would fail on its tokenizer
-        raise UserError(f"model {spec!r}: the directory holds no model (no config.json)")
+    if path.is_dir() and not any((path / name).exists() for name in ("config.json", "adapter_config.json")):
+        # e.g. the output directory of a fine-tuning still under way: transformers would fail on its tokenizer. A LoRA
+        # run's checkpoint holds only its adapter (adapter_config.json), which transformers loads onto its base model.
+        raise UserError(f"model {spec!r}: the directory holds no model (no config.json or adapter_config.json)")
     if path.exists():
         return str(path)
     if spec.count("/") == 1 and not spec.startswith((".", "/")):

@@ -77,7 +77,7 @@ def start_server(model: str, quant: str) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=BUILT)
+    ap.add_argument("--model", default=BUILT[0])
     ap.add_argument("--data", help="held-out examples (default: those the built simulator was graded on)")
     ap.add_argument("--quant", default="Q8_0")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
@@ -86,12 +86,12 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     recipe = SimulatorBuildConfig()
-    if args.data is None and args.model != BUILT:
-        ap.error("--data is needed for a model other than mini-world:simulator")
+    if args.data is None and args.model not in BUILT:
+        ap.error(f"--data is needed for a model other than {' or '.join(BUILT)}")
     if args.data is None:
         from zerosearch.sft.miniworld import cached
 
-        args.data = str(cached() / "data" / "heldout.jsonl")
+        args.data = str(cached(spec=args.model) / "data" / "heldout.jsonl")
     items = load_items(args.data)
     requests = requests_for(items, args.queries, recipe.k)
     sampling = dict(temperature=recipe.temperature, top_p=recipe.top_p, max_new_tokens=recipe.max_new_tokens)

@@ -1,37 +1,36 @@
-"""Does the simulator know the world that RL trains in, and can its fine-tuning teach it? (docs/learning.md)
+"""Does the simulator know the world that RL trains in? What its teaching taught it (docs/learning.md).
 
 For a two-hop question ("In which city was the founder of Bregex Systems born?") the policy's second search needs
 the first hop's answer, the bridge entity (the founder); a comparison needs each side's year. The simulator is told
 the question and its final answer, not these: its useful documents for such a *bridge hop* name the real answer only
-if it knows the world, as the paper's simulators know Wikipedia. `mini-world:simulator` saw each training question's
-interactions once at most; RL against it found the bridge in 0-8% of useful searches where BM25 found it in 85-91%
-(learning.json's `engine_knowledge`).
+if it knows the world, as the paper's simulators know Wikipedia. `mini-world:simulator-base` saw each training
+question's interactions once at most; RL against it found the bridge in 0-8% of useful searches where BM25 found it in
+85-91%. `mini-world:simulator` is that base taught `teach_epochs` more epochs on every oracle query of the tiny
+recipe's RL questions (`mini-world:pool`: N multi-hop and N single-hop training questions; zerosearch/sft/miniworld.py).
 
-This benchmark takes N multi-hop training questions (each bridge hop with both a useful and a noisy training
-example) and N single-hop ones to teach, as many others as a control, and measures on each set, over the bridge
-hops, how often the simulator's useful documents name the hop's answer (`hop_answer`) and how often they hold the
-final answer (`final_answer`, the shortcut), and over the queries that ask for the final answer and whose real
+This benchmark measures, on the taught questions and on as many controls (never taught, the same kinds), over the
+bridge hops, how often the simulator's useful documents name the hop's answer (`hop_answer`) and how often they hold
+the final answer (`final_answer`, the shortcut), and over the queries that ask for the final answer and whose real
 documents hold it, how often the useful documents hold it (`answer_hit`: taught bridge hops alone would unlearn it,
-since their useful documents never hold the final answer):
-  a. the simulator as built;
-  b. after EPOCHS more epochs of its own SFT on every oracle query of the taught questions (both modes side by side,
-     the build's format: what the paper's simulator fine-tuning sees, repeated until it is remembered), saved to
-     OUT/model;
+since their useful documents never hold the final answer), for
+  a. the base (`before`);
+  b. the taught simulator (`after`);
 both decoded as the tiny recipe trains against it (temperature 0.7, top-p 0.9), 3 documents, each query SAMPLES
-times. Writes benchmarks/results/simulator_knowledge.json, and OUT/pool.jsonl: the taught questions, a training set
-whose world the taught simulator knows (`--set data=OUT/pool.jsonl --set engine.simulator_model=OUT/model`).
+times. The taught and control questions are the taught simulator's (its build.json). Writes
+benchmarks/results/simulator_knowledge.json.
 
-    python benchmarks/simulator_knowledge.py [--simulator mini-world:simulator] [--questions 24] [--epochs 5]
-        [--samples 1] [--train-layers N] [--out runs/simulator_knowledge] [--results PATH]
+    python benchmarks/simulator_knowledge.py [--simulator mini-world:simulator] [--base SPEC] [--samples 1]
+        [--out runs/simulator_knowledge] [--results PATH]
+
+(--base defaults to mini-world:simulator-base for the spec, to SIMULATOR/base for a `zerosearch sft miniworld
+--out SIMULATOR` build.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,40 +38,20 @@ from pathlib import Path
 from zerosearch.errors import UserError
 
 RESULTS = Path(__file__).parent / "results" / "simulator_knowledge.json"
+GROUPS = {"taught": "questions", "control": "controls"}  # build.json's lists of question ids
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--simulator", default="mini-world:simulator", help="a fine-tuned simulator's model spec")
-    parser.add_argument(
-        "--questions", type=int, default=24, help="N: multi-hop and as many single-hop questions taught, 2N controls"
-    )
-    parser.add_argument("--epochs", type=int, default=5, help="SFT epochs over the taught questions' queries")
-    parser.add_argument(
-        "--train-layers", type=int, default=None, help="top blocks trained (default: the build recipe's, every block)"
-    )
+    parser.add_argument("--simulator", default="mini-world:simulator", help="a taught simulator's model spec")
+    parser.add_argument("--base", default=None, help="the simulator before its teaching (see above)")
     parser.add_argument("--samples", type=int, default=1, help="useful outputs drawn per query")
-    parser.add_argument("--out", default="runs/simulator_knowledge", help="working directory: data, the taught model")
+    parser.add_argument("--out", default="runs/simulator_knowledge", help="working directory: the interactions")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    for name in ("questions", "epochs", "samples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1")
+    if args.samples < 1:
+        parser.error("--samples must be >= 1")
     return args
-
-
-def by_question(records: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in records:
-        out.setdefault(r["question_id"], []).append(r)
-    return out
-
-
-def bridge_hops(records: list[dict]) -> dict[str, list[dict]]:
-    """{question id: its bridge hops' records}: the oracle queries whose own answer is not the final answer."""
-    from zerosearch.sft.judge import asks_final
-
-    return by_question([r for r in records if r.get("query_answers") and not asks_final(r)])
 
 
 def answer_queries(records: list[dict]) -> list[dict]:
@@ -107,6 +86,7 @@ def knowledge(generator, records: list[dict], **decoding) -> dict:
     hold the final answer (the shortcut); over their final-answer queries: the share that hold it (the useful hit,
     which teaching bridge hops alone would unlearn: their useful documents never hold the final answer)."""
     from zerosearch.rewards import contains_answer
+    from zerosearch.sft.miniworld import bridge_hops
 
     bridges = [r for rs in bridge_hops(records).values() for r in rs]
     hops = useful_texts(generator, bridges, **decoding)
@@ -126,80 +106,44 @@ def knowledge(generator, records: list[dict], **decoding) -> dict:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
-    from zerosearch.data import load_questions
-    from zerosearch.data.formats import write_questions
+    from zerosearch.config import SimulatorBuildConfig
     from zerosearch.generation.hf import HFGenerator
     from zerosearch.models import load_model, resolve
-    from zerosearch.sft.build import build as build_examples
-    from zerosearch.sft.finetune import finetune
-    from zerosearch.sft.miniworld import RECIPE, interactions, paired, sft_config
+    from zerosearch.sft.miniworld import BASE_SPEC, SPEC, by_question, interactions
 
+    taught_dir = Path(resolve(args.simulator))
+    base = args.base or (BASE_SPEC if args.simulator == SPEC else str(taught_dir / "base"))
+    info_path = taught_dir / "build.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if "taught" not in info:
+        raise UserError(f"{args.simulator}: not a taught simulator (no build.json naming its taught questions)")
+    recipe = SimulatorBuildConfig(**info["recipe"])
     out = Path(args.out)
-    data = out / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    k = RECIPE.k
-    all_records = interactions("train", 3 * k, data / "train.interactions.jsonl")
-    records = by_question(all_records)
-    shape = dict(k=k, max_doc_words=RECIPE.max_doc_words, val_fraction=0.0, seed=RECIPE.seed, balance=0.0)
-    pairs = by_question(paired(build_examples(all_records, per_document=True, **shape)[0]))  # useful, noisy, …
-    paired_queries = {(e["question_id"], e["query"]) for es in pairs.values() for e in es}
-    hops = bridge_hops(all_records)
-    multi = [q for q, rs in sorted(hops.items()) if all((q, r["query"]) in paired_queries for r in rs)]
-    single = sorted(set(pairs) - set(hops))
-    if min(len(multi), len(single)) < 2 * args.questions:
-        raise UserError(f"--questions {args.questions}: {len(multi)} multi-hop and {len(single)} single-hop questions")
-    multi, single = (
-        random.Random(0).sample(multi, 2 * args.questions),
-        random.Random(1).sample(single, 2 * args.questions),
-    )
-    taught_ids = multi[: args.questions] + single[: args.questions]
-    control_ids = multi[args.questions :] + single[args.questions :]
-    taught = [r for q in taught_ids for r in records[q]]
-    control = [r for q in control_ids for r in records[q]]
-    examples = [e for q in taught_ids for e in pairs[q]]
-    with (data / "train.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)
-    chosen = set(taught_ids)
-    write_questions([q for q in load_questions("mini-world:train") if q.id in chosen], out / "pool.jsonl", "train")
+    records = by_question(interactions("train", 3 * recipe.k, out / "train.interactions.jsonl"))
+    groups = {name: [r for q in info["taught"][ids] for r in records[q]] for name, ids in GROUPS.items()}
 
     seconds: dict[str, float] = {}
     result: dict = {}
-    base = resolve(args.simulator)
-    measure = dict(k=k, samples=args.samples, seed=RECIPE.seed)
-    start = time.perf_counter()
-    before = HFGenerator(*load_model(args.simulator))
-    result["before"] = {
-        "taught": knowledge(before, taught, **measure),
-        "control": knowledge(before, control, **measure),
-    }
-    del before
-    seconds["measure_before"] = round(time.perf_counter() - start, 1)
-
-    start = time.perf_counter()
-    steps = -(-len(examples) * args.epochs // RECIPE.batch_size)
-    changes = {"model": str(base), "steps": steps}
-    if args.train_layers is not None:
-        changes["train_layers"] = args.train_layers
-    sft = sft_config(RECIPE, data, out / "model", **changes)
-    stats = finetune(sft, progress=False, log=lambda line: print(f"fine-tune: {line}", flush=True))
-    shutil.rmtree(out / "model" / "checkpoints", ignore_errors=True)  # empty (save_every=0): the Trainer's output_dir
-    seconds["fine_tune"] = round(time.perf_counter() - start, 1)
-
-    start = time.perf_counter()
-    after = HFGenerator(*load_model(str(out / "model")))
-    result["after"] = {"taught": knowledge(after, taught, **measure), "control": knowledge(after, control, **measure)}
-    seconds["measure_after"] = round(time.perf_counter() - start, 1)
+    measure = dict(k=recipe.k, samples=args.samples, seed=recipe.seed)
+    for when, spec in (("before", base), ("after", args.simulator)):
+        start = time.perf_counter()
+        generator = HFGenerator(*load_model(spec))
+        result[when] = {name: knowledge(generator, rows, **measure) for name, rows in groups.items()}
+        del generator
+        seconds[f"measure_{when}"] = round(time.perf_counter() - start, 1)
 
     result = {
         "command": shlex.join(["python", "benchmarks/simulator_knowledge.py", *argv]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "simulator": args.simulator,
-        "questions": args.questions,
-        "epochs": args.epochs,
-        "examples": len(examples),
-        "pool": str(out / "pool.jsonl"),
-        "sft_steps": steps,
-        "train_loss": stats.get("train_loss"),
+        "base": base,
+        "identity": info["identity"],
+        "questions": recipe.teach_questions,
+        "epochs": recipe.teach_epochs,
+        "examples": info["taught"]["examples"],
+        "sft_steps": info["fine_tune"]["steps"],
+        "train_loss": info["fine_tune"]["train_loss"],
+        "teach_seconds": info["seconds"],
         "seconds": seconds,
         **result,
     }

@@ -225,15 +225,11 @@ def test_demo_benchmark_refuses_to_empty_a_directory_it_did_not_write(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
-def knowledge_benchmark():
-    return benchmark("simulator_knowledge")
-
-
 def test_bridge_hops_are_the_oracle_queries_whose_answer_is_not_the_final_one(tmp_path):
-    from zerosearch.sft.miniworld import interactions
+    from zerosearch.sft.miniworld import bridge_hops, interactions
 
     records = interactions("train", 3, tmp_path / "train.interactions.jsonl")
-    hops = knowledge_benchmark().bridge_hops(records)
+    hops = bridge_hops(records)
     hopped = {r["question_id"] for r in records if r.get("query_answers")}
     assert hops and set(hops) <= hopped
     assert {len(rs) for rs in hops.values()} == {1, 2}  # a two-hop question's first hop; a comparison's two sides
@@ -244,24 +240,30 @@ def test_bridge_hops_are_the_oracle_queries_whose_answer_is_not_the_final_one(tm
 
 
 @pytest.mark.slow
-def test_simulator_knowledge_benchmark_teaches_and_measures(tmp_path):
-    from zerosearch.data import load_questions
-    from zerosearch.models import tiny_random
+def test_simulator_knowledge_benchmark_measures_a_taught_simulator(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
 
-    model, tokenizer = tiny_random()
-    model.save_pretrained(tmp_path / "sim")
-    tokenizer.save_pretrained(tmp_path / "sim")
-    argv = ["--simulator", str(tmp_path / "sim"), "--questions", "2", "--epochs", "1", "--samples", "1"]
-    argv += ["--train-layers", "1"]  # of tiny-random's 2 blocks
-    result = knowledge_benchmark().main([*argv, "--out", str(tmp_path / "work"), "--results", str(tmp_path / "k.json")])
+    from zerosearch.cli import app
+    from zerosearch.models import bundled_dir
+
+    (tmp_path / "cache" / "models").mkdir(parents=True)  # a fresh cache sharing only tiny-random's tokenizer
+    (tmp_path / "cache" / "models" / "smollm2-135m").symlink_to(bundled_dir("smollm2-135m"))
+    monkeypatch.setenv("ZEROSEARCH_CACHE", str(tmp_path / "cache"))
+    recipe = {"model": "tiny-random", "steps": 2, "batch_size": 2, "train_layers": 1, "grade_queries": 2}
+    recipe |= {"max_new_tokens": 8, "teach_questions": 2, "teach_epochs": 1}
+    sets = [arg for name, value in recipe.items() for arg in ("--set", f"simulator.{name}={value}")]
+    built = CliRunner().invoke(app, ["sft", "miniworld", "--out", str(tmp_path / "sim"), *sets])
+    assert built.exit_code == 0, built.output
+    argv = ["--simulator", str(tmp_path / "sim"), "--out", str(tmp_path / "work")]
+    result = benchmark("simulator_knowledge").main([*argv, "--results", str(tmp_path / "k.json")])
 
     assert json.loads((tmp_path / "k.json").read_text()) == json.loads(json.dumps(result))
+    assert result["base"] == str(tmp_path / "sim" / "base") and result["questions"] == 2
     assert result["examples"] >= 2 and result["examples"] % 2 == 0 and result["sft_steps"] >= 1
-    pool = load_questions(result["pool"])
-    assert len(pool) == 4 and sum(q.meta["type"] == "single_hop" for q in pool) == 2  # and 2 multi-hop ones
-    assert (tmp_path / "work" / "model" / "config.json").is_file()
     for when in ("before", "after"):
         for group in ("taught", "control"):
             hops, answers = result[when][group]["bridge_hops"], result[when][group]["answer_queries"]
             assert hops["outputs"] >= 2 and 0 <= hops["hop_answer"] <= 1 and 0 <= hops["final_answer"] <= 1
             assert answers["outputs"] == 0 or 0 <= answers["answer_hit"] <= 1
+    with pytest.raises(SystemExit, match="not a taught simulator"):
+        benchmark("simulator_knowledge").main(["--simulator", str(tmp_path / "sim" / "base"), "--base", "x"])

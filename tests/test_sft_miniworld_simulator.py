@@ -1,5 +1,6 @@
 """`mini-world:simulator`: the build pipeline end to end (tiny-random, a few SFT steps) and the spec's resolution."""
 
+import dataclasses
 import json
 import os
 
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from zerosearch.cli import app
 from zerosearch.config import SimulatorBuildConfig
+from zerosearch.data import load_questions
 from zerosearch.errors import UserError
 from zerosearch.models import bundled_dir, freeze_below, load_model, model_identity, resolve
 from zerosearch.rewards import contains_answer
@@ -17,7 +19,15 @@ from zerosearch.sft.build import split_by_document
 from zerosearch.sft.grade import parse_spec
 
 TINY = SimulatorBuildConfig(
-    model="tiny-random", steps=2, batch_size=2, max_length=256, train_layers=1, grade_queries=3, max_new_tokens=8
+    model="tiny-random",
+    steps=2,
+    batch_size=2,
+    max_length=256,
+    train_layers=1,
+    grade_queries=3,
+    max_new_tokens=8,
+    teach_questions=2,
+    teach_epochs=1,
 )
 
 
@@ -38,25 +48,46 @@ def cache(tmp_path, monkeypatch):
 def test_the_spec_builds_once_into_the_cache_and_loads(cache, capfd):
     model, tokenizer = load_model("mini-world:simulator")
     built = cache / "models" / f"mini-world-simulator-{miniworld.key(TINY)}"
-    assert resolve("mini-world:simulator") == str(built)
+    base = cache / "models" / f"mini-world-simulator-base-{miniworld.base_key(TINY)}"
+    assert resolve("mini-world:simulator") == str(built) and resolve("mini-world:simulator-base") == str(base)
     assert model.config.num_hidden_layers == 2 and tokenizer.padding_side == "left"
     err = capfd.readouterr().err
-    for stage in ("1/5 collect", "2/5 judge", "3/5 build", "4/5 fine-tune", "step 2/2", "5/5 grade", "done in"):
+    stages = ("1/5 collect", "2/5 judge", "3/5 build", "4/5 fine-tune", "step 2/2", "5/5 grade", "base done in")
+    for stage in (*stages, "teach 1/2: 4 training questions", "teach 2/2 grade", "] done in"):
         assert f"[mini-world:simulator] {stage}" in err or stage in err, stage
-    assert not list((cache / "models").glob(".mini-world-simulator-*"))  # the temp dir was renamed or removed
-    assert not (built / "checkpoints").exists()
+    assert not list((cache / "models").glob(".mini-world-simulator-*"))  # the temp dirs were renamed or removed
+    assert not (built / "checkpoints").exists() and not (base / "checkpoints").exists()
 
-    report = json.loads((built / "report.json").read_text())
-    for name in ("useful_answer_hit", "noisy_answer_leak", "format_validity", "prompt_copy"):
-        assert 0.0 <= report[name] <= 1.0 and name in report["met"] and name in report["targets"]
-    assert report["queries"] == 3 and report["k"] == 3 and report["temperature"] == 0.7
+    for path, spec in ((base, "mini-world:simulator-base"), (built, "mini-world:simulator")):
+        report = json.loads((path / "report.json").read_text())
+        for name in ("useful_answer_hit", "noisy_answer_leak", "format_validity", "prompt_copy"):
+            assert 0.0 <= report[name] <= 1.0 and name in report["met"] and name in report["targets"]
+        assert report["simulator"] == spec
+        assert report["queries"] == 3 and report["k"] == 3 and report["temperature"] == 0.7
+        info = json.loads((path / "build.json").read_text())
+        assert info["identity"] == model_identity(spec)
+    assert json.loads((base / "build.json").read_text())["fine_tune"]["steps"] == 2
+
+    # The teaching: every paired example of the 2 multi-hop and 2 single-hop taught questions, one epoch, from the
+    # base; the pool (mini-world:pool) holds those questions and no control.
     info = json.loads((built / "build.json").read_text())
-    assert info["fine_tune"]["steps"] == 2 and info["identity"] == model_identity("mini-world:simulator")
+    taught, controls = info["taught"]["questions"], info["taught"]["controls"]
+    assert len(taught) == len(controls) == 4 and not set(taught) & set(controls)
+    assert info["base"] == model_identity("mini-world:simulator-base")
+    examples = [json.loads(line) for line in (built / "data" / "train.jsonl").read_text().splitlines()]
+    assert {e["question_id"] for e in examples} == set(taught) and len(examples) == info["taught"]["examples"]
+    assert info["fine_tune"]["steps"] == -(-len(examples) // TINY.batch_size)
+    pool = load_questions("mini-world:pool")
+    assert [q.id for q in pool] == [q.id for q in load_questions(built / "pool.jsonl")]
+    assert sorted(q.id for q in pool) == sorted(taught)
+    assert sorted(q.meta["type"] == "single_hop" for q in pool) == [False, False, True, True]
+    assert all(len(q.meta["hops"]) >= 2 for q in pool if q.meta["type"] != "single_hop")
 
-    # The training set: the released simulators' prompt, k documents; useful ones hold the answer, noisy not.
-    rows = [json.loads(line) for line in (built / "data" / "train.jsonl").read_text().splitlines()]
+    # The base's training set: the released simulators' prompt, k documents; useful ones hold the answer, noisy not.
+    rows = [json.loads(line) for line in (base / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == TINY.steps * TINY.batch_size
-    held = {json.loads(line)["question_id"] for line in (built / "data" / "heldout.jsonl").read_text().splitlines()}
+    held = {json.loads(line)["question_id"] for line in (base / "data" / "heldout.jsonl").read_text().splitlines()}
+    assert (built / "data" / "heldout.jsonl").read_text() == (base / "data" / "heldout.jsonl").read_text()
     assert held and all(q.startswith("miniworld_test_") for q in held)
     assert all(r["question_id"].startswith("miniworld_train_") for r in rows)
     for r in rows:
@@ -72,10 +103,17 @@ def test_the_spec_builds_once_into_the_cache_and_loads(cache, capfd):
     load_model("mini-world:simulator")  # cached now: no second build
     assert "1/5 collect" not in capfd.readouterr().err
 
+    # A changed teaching reuses the base; a changed base recipe changes both.
+    retaught = dataclasses.replace(TINY, teach_epochs=2)
+    assert miniworld.base_key(retaught) == miniworld.base_key(TINY) and miniworld.key(retaught) != miniworld.key(TINY)
+    rebased = dataclasses.replace(TINY, steps=3)
+    assert miniworld.base_key(rebased) != miniworld.base_key(TINY) and miniworld.key(rebased) != miniworld.key(TINY)
+
 
 def test_identity_follows_the_recipe_without_building(cache):
     before = model_identity("mini-world:simulator")
     assert before.startswith("mini-world:simulator@")
+    assert model_identity("mini-world:simulator-base").startswith("mini-world:simulator-base@")
     assert miniworld.identity(SimulatorBuildConfig(model="tiny-random", steps=3)) != before
     assert not list((cache / "models").glob("*mini-world-simulator*"))
 
@@ -83,6 +121,7 @@ def test_identity_follows_the_recipe_without_building(cache):
 def test_grade_reads_the_spec_as_a_fine_tuned_simulator():
     assert parse_spec("mini-world:simulator") == ("mini-world:simulator", "sft")
     assert parse_spec("mini-world:simulator:fewshot") == ("mini-world:simulator", "fewshot")
+    assert parse_spec("mini-world:simulator-base") == ("mini-world:simulator-base", "sft")
     assert parse_spec("smollm2-135m") == ("smollm2-135m", "fewshot")
 
 

@@ -556,7 +556,7 @@ class TrainConfig:
     rollout: RolloutConfig = _help("multi-turn rollout limits and sampling", RolloutConfig())
     curriculum: CurriculumConfig = _help("noisy-document schedule", CurriculumConfig())
     rl: RLConfig = _help("algorithm and optimisation", RLConfig())
-    data: str = _help("training questions (a file, or mini-world:train)", "mini-world:train")
+    data: str = _help("training questions (a file, or mini-world:train|pool)", "mini-world:train")
     eval_data: str = _help("held-out questions for before/after evaluation", "mini-world:test")
     out: str = _help("run directory", "runs/train")
     seed: int = _help("seed of sampling, curriculum draws and data order", 0)
@@ -663,9 +663,16 @@ class SimulatorBuildConfig:
     temperature: float = _help("grading temperature: the tiny recipe's simulator_temperature", 0.7)
     top_p: float = _help("grading top-p: the tiny recipe's simulator_top_p", 0.9)
     seed: int = _help("seed of balancing, data order, the held-out sample and grading", 0)
+    teach_questions: int = _help(
+        "multi-hop, and as many single-hop, mini-world:train questions taught to the base: the RL questions of the "
+        "tiny recipe (mini-world:pool)",
+        24,
+    )
+    teach_epochs: int = _help("SFT epochs over every oracle query of the taught questions", 5)
 
     def __post_init__(self):
         _positive("simulator", self, "k", "max_doc_words", "steps", "batch_size", "lr", "max_length")
+        _positive("simulator", self, "teach_questions", "teach_epochs")
         _positive("simulator", self, "grade_queries", "max_new_tokens")
         _positive("simulator", self, "warmup_steps", "train_layers", "temperature", zero_ok=True)
         if not 0.0 < self.top_p <= 1.0:

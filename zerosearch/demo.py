@@ -138,12 +138,13 @@ def simulator_report(cfg: TrainConfig, out: str | Path) -> Path:
     """OUT/report.json: the report card of the simulator that cfg trains against (docs/simulator.md). The built
     `mini-world:simulator` carries one, graded when it was built (building it now if it is not cached); for another
     engine the file says that none was made: grading takes minutes, and the demo does not grade."""
+    from zerosearch.models import BUILT
     from zerosearch.sft.miniworld import SPEC, cached
 
     e, path = cfg.engine, Path(out) / "report.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    if e.name == "simulator" and e.simulator_model == SPEC:
-        shutil.copyfile(cached() / "report.json", path)
+    if e.name == "simulator" and e.simulator_model in BUILT:
+        shutil.copyfile(cached(spec=e.simulator_model) / "report.json", path)
     else:
         note = {
             "engine": e.name,

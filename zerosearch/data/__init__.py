@@ -1,7 +1,8 @@
 """QA data: the file formats people have, and the mini-world (a generated fictional world that forces search).
 
 Everywhere a dataset or a corpus is accepted, a path works, and so do `mini-world:train`, `mini-world:test` and
-`mini-world:corpus`: the `small` world of seed 0, built once into the cache directory.
+`mini-world:corpus`: the `small` world of seed 0, built once into the cache directory; and `mini-world:pool`, the
+48 training questions that the simulator `mini-world:simulator` was taught (the tiny recipe's RL questions).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from zerosearch.data.formats import DataError, QAExample, iter_jsonl, read_quest
 
 MINI_WORLD = "mini-world:"
 MINI_WORLD_FILES = {"train": "train.jsonl", "test": "test.jsonl", "corpus": "corpus.jsonl"}
+POOL = "pool"
 
 __all__ = ["DataError", "QAExample", "load_questions", "read_questions", "resolve", "resolve_corpus", "write_questions"]
 
@@ -23,8 +25,14 @@ def resolve(spec: str | Path) -> Path:
     if not spec.startswith(MINI_WORLD):
         return Path(spec).expanduser()
     part = spec[len(MINI_WORLD) :]
+    if part == POOL:
+        # An import upwards: the simulator's recipe chooses these questions (BM25 and the judge; no model).
+        from zerosearch.sft.miniworld import pool_file
+
+        return pool_file()
     if part not in MINI_WORLD_FILES:
-        raise DataError(f"unknown spec {spec!r}: use one of {', '.join(MINI_WORLD + p for p in MINI_WORLD_FILES)}")
+        parts = ", ".join(MINI_WORLD + p for p in (*MINI_WORLD_FILES, POOL))
+        raise DataError(f"unknown spec {spec!r}: use one of {parts}")
     from zerosearch.data.miniworld import cached
 
     return cached("small", 0) / MINI_WORLD_FILES[part]

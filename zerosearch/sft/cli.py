@@ -341,22 +341,25 @@ def miniworld(
     config: ConfigOption = None,
     set_: SetOption = None,
 ):
-    """Build `mini-world:simulator`: collect (oracle queries, BM25), judge, build, fine-tune smollm2-135m, grade.
+    """Build `mini-world:simulator`: collect (oracle queries, BM25), judge, build, fine-tune smollm2-135m, grade
+    (`mini-world:simulator-base`), then teach it the tiny recipe's RL questions (`mini-world:pool`) and grade again.
 
-    Without --out it builds the cached model that the spec `mini-world:simulator` names (once; later calls print
-    its report card). With --out or a changed `simulator` section it builds a separate model: use it as `--model OUT`.
+    Without --out it builds the cached models that the specs name (once; later calls print their report cards).
+    With --out or a changed `simulator` section it builds separate ones (OUT/base, and OUT): use `--model OUT`.
     """
     from zerosearch.sft.grade import markdown
-    from zerosearch.sft.miniworld import SPEC, build_atomically, cached, check_out
+    from zerosearch.sft.miniworld import BASE_SPEC, SPEC, build, cached, check_out
 
     cfg = load(config, set_).simulator  # the `simulator` section, e.g. --set simulator.steps=60
     if out is None:
-        path = cached(cfg)
+        paths = {BASE_SPEC: cached(cfg, BASE_SPEC), SPEC: cached(cfg)}
     else:
         check_out(out)
-        path = build_atomically(out, cfg)
-    report = json.loads((path / "report.json").read_text())
-    typer.echo(markdown({SPEC if out is None else str(out): report}))
+        build(out, cfg)
+        paths = {str(out / "base"): out / "base", str(out): out}
+    reports = {name: json.loads((path / "report.json").read_text()) for name, path in paths.items()}
+    typer.echo(markdown(reports))
+    path, report = list(paths.values())[-1], list(reports.values())[-1]
     typer.echo(json.dumps({"model": str(path), "met": report["met"]}))
 
 

@@ -41,10 +41,10 @@ COPY_WORDS = 8  # a span this long shared with the prompt is copied, not written
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """`MODEL[:PROMPT]` → (model, prompt). Default prompt: fewshot for bundled aliases, sft for a trained model
-    (a directory, or `mini-world:simulator`)."""
+    (a directory, or `mini-world:simulator[-base]`)."""
     from zerosearch.models import BUILT, BUNDLED, TINY
 
-    if spec == BUILT:
+    if spec in BUILT:
         return spec, "sft"
     model, sep, prompt = spec.rpartition(":")
     if not sep:

@@ -388,7 +388,7 @@ def complete(path: Path) -> bool:
 
 def cached(cfg: SimulatorBuildConfig | None = None, spec: str = SPEC) -> Path:
     """The directory of `spec` (`mini-world:simulator` or `mini-world:simulator-base`) in the cache, built on first
-    use (the base: about 40 minutes on 2 CPU cores, its teaching 20 more; see docs/simulator.md)."""
+    use (the base: about 40 minutes on 2 CPU cores, its teaching 30 more; see docs/simulator.md)."""
     cfg = cfg or RECIPE
     models = cache_dir() / "models"
     base = models / f"mini-world-simulator-base-{base_key(cfg)}"
@@ -399,7 +399,7 @@ def cached(cfg: SimulatorBuildConfig | None = None, spec: str = SPEC) -> Path:
         return base
     final = models / f"mini-world-simulator-{key(cfg)}"
     if not complete(final):
-        progress(f"not taught yet: teaching {BASE_SPEC} into {final} (about 20 minutes on 2 CPU cores)")
+        progress(f"not taught yet: teaching {BASE_SPEC} into {final} (about 30 minutes on 2 CPU cores)")
         build_atomically(final, lambda tmp: teach(tmp, base, cfg))
     return final
 

@@ -61,18 +61,20 @@ def answer_queries(records: list[dict]) -> list[dict]:
     return [r for r in records if asks_final(r) and r.get("label") == "useful"]
 
 
-def useful_texts(generator, records: list[dict], *, k: int, samples: int, seed: int) -> list[tuple[dict, str]]:
-    """(record, useful output) for each of `records`' queries asked `samples` times, decoded as the tiny recipe
-    trains against the simulator."""
+def useful_texts(generator, records: list[dict], *, recipe, samples: int) -> list[tuple[dict, str]]:
+    """(record, useful output) for each of `records`' queries asked `samples` times, decoded as the simulator was
+    graded in its build (`recipe`: its SimulatorBuildConfig; the tiny recipe's decoding by default)."""
     from zerosearch.engines.base import SearchRequest
     from zerosearch.engines.simulator import SimulatorEngine
-    from zerosearch.sft.miniworld import GRADE_BATCH, RECIPE
+    from zerosearch.sft.miniworld import GRADE_BATCH
 
-    decoding = dict(max_new_tokens=RECIPE.max_new_tokens, temperature=RECIPE.temperature, top_p=RECIPE.top_p)
-    engine = SimulatorEngine(generator, "sft", seed=seed, **decoding)
+    decoding = dict(max_new_tokens=recipe.max_new_tokens, temperature=recipe.temperature, top_p=recipe.top_p)
+    engine = SimulatorEngine(generator, "sft", seed=recipe.seed, **decoding)
     owners = [r for r in records for _ in range(samples)]
     requests = [
-        SearchRequest(query=r["query"], k=k, question=r["question"], answers=list(r["golden_answers"]), mode="useful")
+        SearchRequest(
+            query=r["query"], k=recipe.k, question=r["question"], answers=list(r["golden_answers"]), mode="useful"
+        )
         for r in owners
     ]
     results = [
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
     seconds: dict[str, float] = {}
     result: dict = {}
-    measure = dict(k=recipe.k, samples=args.samples, seed=recipe.seed)
+    measure = dict(recipe=recipe, samples=args.samples)
     for when, spec in (("before", base), ("after", args.simulator)):
         start = time.perf_counter()
         generator = HFGenerator(*load_model(spec))

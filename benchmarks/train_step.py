@@ -7,15 +7,18 @@ default: both compute reference log-probs; 0: neither keeps a reference), the sa
 accumulated on both sides over micro-batches of `--micro-batch` trajectories (1 by default, the tiny recipe's: no
 padding; TRL: per_device_train_batch_size with gradient accumulation; the same gradient for any value). Single
 turn, no search: our rollout runs with max_turns=0 (it stops at `</answer>`/`</search>` or EOS; TRL stops at EOS
-only, so the completion lengths can differ: both are printed, with time per completion token). TRL runs in fp32
-without gradient checkpointing, as ours does. Each side runs in its own process (peak RSS = that process's max
-resident memory, model included); a warm-up step is run first, the second step is timed. Phases: ours from the
-trainer's own timers, with the peak RSS of each (Linux); TRL's from its profiling contexts (generation,
-`_prepare_inputs` = generation + scoring + reference log-probs, the rest = update). Figures go to
+only, so the completion lengths can differ: both are printed, with time per completion token). Both run in fp32,
+with gradient checkpointing in the update (`--no-gradient-checkpointing`: neither). Ours keeps its KL reference on
+disk between steps (`rl.offload_reference`; `--no-offload-reference`: in memory, as TRL's). Each side runs in its
+own process (peak RSS = that process's max resident memory, model included); a warm-up step is run first, the
+second step is timed. Phases: ours from the trainer's own timers, with the peak RSS of each (Linux); TRL's from its
+profiling contexts (generation, `_prepare_inputs` = generation + scoring + reference log-probs, the rest =
+update). Figures go to
 benchmarks/results/train_step.json (`--results`).
 
     python benchmarks/train_step.py [--model smollm2-135m] [--prompts 4] [--generations 4] [--max-tokens 64]
-        [--kl 0.001] [--train-layers 0] [--micro-batch 1] [--results PATH]
+        [--kl 0.001] [--train-layers 0] [--micro-batch 1] [--no-gradient-checkpointing] [--no-offload-reference]
+        [--results PATH]
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ def run_ours(args) -> dict:
         kl_coef=args.kl,
         loss_agg="token-mean",
         train_layers=args.train_layers,
+        offload_reference=args.offload_reference,
+        gradient_checkpointing=args.gradient_checkpointing,
     )
     rollout = RolloutConfig(max_turns=0, max_turn_tokens=args.max_tokens, temperature=1.0, top_p=0.95)
     model, tokenizer = load_model(args.model, device="cpu")
@@ -174,7 +179,7 @@ def run_trl(args) -> dict:
             report_to=[],
             use_cpu=True,
             bf16=False,  # TRL's default on CPU is bf16 autocast: fp32 as ours (bf16 matmuls fall back to slow kernels)
-            gradient_checkpointing=False,
+            gradient_checkpointing=args.gradient_checkpointing,
             save_strategy="no",
             seed=0,
         )
@@ -202,6 +207,18 @@ def main() -> None:
     parser.add_argument("--kl", type=float, default=0.001, help="KL coefficient (0: no reference model)")
     parser.add_argument("--train-layers", type=int, default=0, help="train the top N blocks only (0: all)")
     parser.add_argument("--micro-batch", type=int, default=1, help="trajectories per forward/backward, both sides")
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="recompute activations in the backward pass, both sides",
+    )
+    parser.add_argument(
+        "--offload-reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ours: the KL reference on disk between steps (rl.offload_reference; TRL has no such option)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -241,6 +258,8 @@ def main() -> None:
             str(args.train_layers),
             "--micro-batch",
             str(args.micro_batch),
+            "--gradient-checkpointing" if args.gradient_checkpointing else "--no-gradient-checkpointing",
+            "--offload-reference" if args.offload_reference else "--no-offload-reference",
         ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
@@ -251,7 +270,8 @@ def main() -> None:
     n = args.prompts * args.generations
     print(
         f"one GRPO step: {args.model}, {args.prompts} prompts x {args.generations} generations, "
-        f"<= {args.max_tokens} new tokens, KL {args.kl}, trained blocks: {args.train_layers or 'all'}, CPU"
+        f"<= {args.max_tokens} new tokens, KL {args.kl}, trained blocks: {args.train_layers or 'all'}, CPU, "
+        f"gradient checkpointing: {args.gradient_checkpointing}, our reference offloaded: {args.offload_reference}"
     )
     print(f"{'':24}{'ours':>12}{'TRL':>12}{'ours/TRL':>10}")
     print(f"{'step time (s)':24}{ours['seconds']:12.2f}{trl['seconds']:12.2f}{ours['seconds'] / trl['seconds']:10.2f}")
@@ -269,6 +289,8 @@ def main() -> None:
         "goals": {"time_ratio": "<= 1.0", "ours_peak_rss_gib": "<= 3"},
         "kl": args.kl,
         "train_layers": args.train_layers,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "offload_reference": args.offload_reference,
         "time_ratio": ours["seconds"] / trl["seconds"],
         "ms_per_token_ratio": per_tok[0] / per_tok[1],
         "ours_peak_rss_gib": ours["peak_rss_gib"],

@@ -2,6 +2,8 @@
 invariance that gradient accumulation over micro-batches equals one big batch."""
 
 import dataclasses
+import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -105,6 +107,32 @@ def test_lora_reference_is_the_base_model_and_checkpoints_round_trip(tmp_path):
     assert state == {"step": 3, "data_pos": 24}
     with torch.no_grad():
         assert torch.allclose(logprobs_of(fresh, batch)[0], policy_after, atol=1e-6)
+
+
+def test_offloaded_reference_and_checkpointing_change_memory_not_the_update():
+    """Two Adam steps with a KL reference, kept in memory with the full backward pass, or kept on disk between steps
+    with the activations recomputed: the same policy after (the second step's KL term needs the reference: the
+    policy moved in the first)."""
+    base = RLConfig(algo="grpo", samples_per_prompt=4, lr=1e-2, micro_batch=4, kl_coef=0.5)
+    policies, kls = [], []
+    for options in ({}, {"offload_reference": True, "gradient_checkpointing": True}):
+        rl = dataclasses.replace(base, **options)
+        accelerator, wrapped, actor, reference, optimizer, generator = setup(rl)
+        trajectories = with_rewards(scripted_episode(generator, 8, seed=0), torch.linspace(0, 1, 8))
+        for _ in range(2):
+            stats = learn(accelerator, wrapped, reference, optimizer, collate(trajectories, 0), rl)
+        policies.append(torch.cat([p.detach().flatten() for p in actor.policy.parameters()]))
+        kls.append(stats["kl"])
+        assert not actor.policy.training  # back in eval mode: generation keeps its KV cache
+    assert kls[0] > 1e-6 and kls[1] == pytest.approx(kls[0], rel=1e-4)
+    assert torch.allclose(policies[0], policies[1], atol=1e-6)
+    # between steps the offloaded reference holds no weights, and its file goes with it
+    assert all(p.numel() == 0 for p in reference.module.parameters())
+    path = Path(reference.path)
+    assert path.exists()
+    del reference
+    gc.collect()
+    assert not path.exists()
 
 
 def policy_delta(actor, before):

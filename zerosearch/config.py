@@ -223,6 +223,15 @@ class RLConfig:
     train_layers: int = _help(
         "full fine-tuning of the top N transformer blocks only, embeddings frozen (0 = all): a cheaper CPU update", 0
     )
+    gradient_checkpointing: bool = _help(
+        "recompute each block's activations in the update's backward pass: less memory, about a third more update time",
+        False,
+    )
+    offload_reference: bool = _help(
+        "full fine-tuning with KL: keep the frozen reference on disk between steps, read back for each step's "
+        "reference log-probs (one model's weights less at the update's peak, a read of its weights per step)",
+        False,
+    )
 
     def __post_init__(self):
         _one_of("rl", "kl_estimator", self.kl_estimator, ("k1", "k2", "k3", "low_var_kl"))

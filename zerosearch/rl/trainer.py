@@ -36,9 +36,20 @@ import yaml
 from zerosearch.config import TrainConfig, to_dict
 from zerosearch.curriculum import schedule
 from zerosearch.errors import UserError
+from zerosearch.memory import release_freed_memory
 from zerosearch.rl import algos, checkpoint
 from zerosearch.rl.monitor import CollapseGuard, MetricsLogger, rollout_metrics
-from zerosearch.rl.policy import Batch, build_actor, collate, logprobs_of, make_optimizer, per_token, reference_logprobs
+from zerosearch.rl.policy import (
+    Batch,
+    build_actor,
+    checkpointed,
+    collate,
+    loaded,
+    logprobs_of,
+    make_optimizer,
+    per_token,
+    reference_logprobs,
+)
 
 
 class TrainingCollapsed(UserError):
@@ -124,6 +135,9 @@ def learn(accelerator, model, reference, optimizer, batch: Batch, rl) -> dict:
     update. `model` is the (possibly DDP-wrapped) trained module. Returns the statistics, with the phase times."""
     actor, algo = accelerator.unwrap_model(model), algos.get_algo(rl.algo)
     start = time.perf_counter()
+    # The rollout's freed buffers (KV caches, logits) would otherwise stay in the heap under the update's peak: 0.58
+    # GiB of a CPU step (docs/performance.md)
+    release_freed_memory()
     off_policy = rl.epochs > 1 or 0 < rl.mini_batch // accelerator.num_processes < len(batch)  # as in update()
 
     def old_pass(b: Batch) -> tuple:
@@ -132,14 +146,16 @@ def learn(accelerator, model, reference, optimizer, batch: Batch, rl) -> dict:
 
     with accelerator.autocast():
         if rl.kl_coef > 0:
-            (batch.ref_logp,) = per_token(lambda b: (reference_logprobs(actor, reference, b),), batch, rl.micro_batch)
+            with loaded(reference) as ref:
+                (batch.ref_logp,) = per_token(lambda b: (reference_logprobs(actor, ref, b),), batch, rl.micro_batch)
         if off_policy or algo.needs_values:
             old = per_token(old_pass, batch, rl.micro_batch)
             batch.old_logp = old[0] if off_policy else None
             batch.old_values = old[1] if algo.needs_values else None
     batch.advantages, batch.returns = algo.advantages(batch.rewards, batch.mask, batch.valid, batch.old_values, rl)
     logprob_s = time.perf_counter() - start
-    stats = update(accelerator, model, optimizer, batch, rl)
+    with checkpointed(actor.policy, rl.gradient_checkpointing):
+        stats = update(accelerator, model, optimizer, batch, rl)
     return {**stats, "logprob_s": logprob_s, "update_s": time.perf_counter() - start - logprob_s}
 
 

@@ -138,38 +138,27 @@ def sft(
     nll)` after each. `gradient_checkpointing` recomputes each block's activations in the backward pass."""
     import torch
 
-    from zerosearch.rl.policy import collate, logprobs_of
+    from zerosearch.rl.policy import adamw, checkpointed, collate, logprobs_of
     from zerosearch.rl.trainer import take_questions
 
     device = next(actor.parameters()).device
-    policy = actor.policy
-    # transformers 5.x renamed gradient checkpointing to activation checkpointing (the old names warn)
-    renamed = hasattr(policy, "activation_checkpointing_enable")
-    if gradient_checkpointing:  # transformers checkpoints only in training mode; no layer here behaves otherwise
-        if renamed:
-            policy.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        policy.train()
-    optimizer = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    for step in range(steps):
-        rows = take_questions(trajectories, step * batch_size, batch_size, seed)
-        n_tokens = sum(sum(t.loss_mask) for t in rows)
-        nll = 0.0
-        for i in range(0, len(rows), micro_batch):
-            batch = collate(rows[i : i + micro_batch], pad_id, device)
-            logp = logprobs_of(actor, batch)[0]
-            loss = -(logp * batch.mask).sum() / n_tokens
-            loss.backward()
-            nll = nll + loss.detach()  # read once per step (`.item()` per micro-batch would sync a GPU each time)
-        torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if on_step:
-            on_step(step + 1, float(nll))
-    if gradient_checkpointing:
-        policy.activation_checkpointing_disable() if renamed else policy.gradient_checkpointing_disable()
-        policy.eval()
+    optimizer = adamw([p for p in actor.parameters() if p.requires_grad], lr=lr)
+    with checkpointed(actor.policy, gradient_checkpointing):
+        for step in range(steps):
+            rows = take_questions(trajectories, step * batch_size, batch_size, seed)
+            n_tokens = sum(sum(t.loss_mask) for t in rows)
+            nll = 0.0
+            for i in range(0, len(rows), micro_batch):
+                batch = collate(rows[i : i + micro_batch], pad_id, device)
+                logp = logprobs_of(actor, batch)[0]
+                loss = -(logp * batch.mask).sum() / n_tokens
+                loss.backward()
+                nll = nll + loss.detach()  # read once per step (`.item()` per micro-batch would sync a GPU each time)
+            torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if on_step:
+                on_step(step + 1, float(nll))
 
 
 def _save(model, tokenizer, demos, stats: dict, out: Path) -> None:

@@ -1,6 +1,7 @@
-"""The search simulator on this machine: documents/s in-process (transformers, fp32) vs behind llama.cpp's
-OpenAI-compatible server (`zerosearch serve-model`, the same weights exported to GGUF), at batch 1, 8 and 32; and
-the report card of each on the same held-out queries, so that the speed-up is not bought with quality (issue 17).
+"""The search simulator on this machine: documents/s in-process (transformers, fp32, and bf16:
+`engine.simulator_dtype`) vs behind llama.cpp's OpenAI-compatible server (`zerosearch serve-model`, the same
+weights exported to GGUF), at batch 1, 8 and 32; and the report card of each on the same held-out queries, so that
+the speed-up is not bought with quality (issue 17).
 
 A batch is one `engine.search` call of that many queries (half useful, half noisy), as the trainer makes one per
 turn; the server decodes one request at a time, so its documents/s hardly depends on the batch. Neither side bans
@@ -108,6 +109,8 @@ def main() -> None:
 
     print(f"in-process (transformers, fp32, {os.cpu_count()} cores)", flush=True)
     in_process = measure(HFGenerator(*load_model(args.model, device="cpu")))
+    print("in-process, bf16 weights", flush=True)
+    in_process_bf16 = measure(HFGenerator(*load_model(args.model, dtype="bf16", device="cpu")))
     server, url = start_server(args.model, args.quant)
     try:
         print(f"llama.cpp server ({args.quant}) at {url}", flush=True)
@@ -118,7 +121,7 @@ def main() -> None:
 
     best = {
         name: max(r["documents_per_s"] for r in side["throughput"])
-        for name, side in (("in_process", in_process), ("server", served))
+        for name, side in (("in_process", in_process), ("in_process_bf16", in_process_bf16), ("server", served))
     }
     result = {
         "machine": {"uname": " ".join(platform.uname()), "nproc": os.cpu_count(), "python": platform.python_version()},
@@ -130,13 +133,16 @@ def main() -> None:
         "k": recipe.k,
         "goal": {"server_over_in_process": ">= 3 (best documents/s of each)"},
         "server_over_in_process": best["server"] / best["in_process"],
+        "bf16_over_fp32": best["in_process_bf16"] / best["in_process"],
         "in_process": in_process,
+        "in_process_bf16": in_process_bf16,
         "server": served,
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(
-        f"documents/s, best batch: in-process {best['in_process']:.2f}, llama.cpp {best['server']:.2f} "
+        f"documents/s, best batch: in-process {best['in_process']:.2f}, in-process bf16 "
+        f"{best['in_process_bf16']:.2f} (x{result['bf16_over_fp32']:.2f}), llama.cpp {best['server']:.2f} "
         f"(x{result['server_over_in_process']:.2f}); {args.results}"
     )
 

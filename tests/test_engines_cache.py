@@ -145,3 +145,23 @@ def test_a_remote_simulator_server_is_keyed_on_mode_and_question(tmp_path):
     assert plain.key(useful) == plain.key(noisy)
     retrieve = make_engine(EngineConfig(**{**cfg.__dict__, "urls": "http://127.0.0.1:9/retrieve"}))
     assert retrieve.key(useful) == retrieve.key(noisy)  # a Search-R1 retriever ignores them
+
+
+def test_a_bf16_simulator_runs_in_bf16_and_is_keyed_apart_from_fp32(tmp_path):
+    import torch
+
+    from zerosearch.config import EngineConfig
+    from zerosearch.engines import make_engine
+
+    cfg = EngineConfig(
+        name="simulator",
+        simulator_model="tiny-random",
+        simulator_max_tokens=8,
+        cache="read-write",
+        cache_path=str(tmp_path / "c.sqlite"),
+    )
+    fp32, bf16 = make_engine(cfg), make_engine(EngineConfig(**{**cfg.__dict__, "simulator_dtype": "bf16"}))
+    assert next(bf16.engine.generator.model.parameters()).dtype == torch.bfloat16
+    request = SearchRequest("q", k=2, question="q?", answers=["a"], mode="useful")
+    assert fp32.key(request) != bf16.key(request)  # another model's outputs are never served from the cache
+    assert len(bf16.search([request])[0]) == 2  # a real bf16 forward pass writes the documents

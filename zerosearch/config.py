@@ -94,6 +94,11 @@ class EngineConfig:
     simulator_base_url: str = _help(
         "OpenAI-compatible server(s) serving simulator_model (vLLM, SGLang), comma-separated; empty = in-process", ""
     )
+    simulator_dtype: str = _help(
+        "fp32 | bf16 | fp16: the in-process simulator's weights (bf16 on a CPU with AVX-512 BF16 or AMX: about 2x "
+        "the documents/s of fp32, the same report card; docs/performance.md)",
+        "fp32",
+    )
     simulator_ban_answers: bool = _help(
         "noisy mode: the in-process simulator cannot spell a gold answer (decoding-time ban, a departure from the "
         "paper; docs/simulator.md)",
@@ -133,6 +138,7 @@ class EngineConfig:
     def __post_init__(self):
         _one_of("engine", "name", self.name, ("simulator", "bm25", "dense", "web", "remote", "mixed"))
         _one_of("engine", "simulator_prompt", self.simulator_prompt, ("sft", "fewshot"))
+        _one_of("engine", "simulator_dtype", self.simulator_dtype, ("fp32", "bf16", "fp16"))
         _one_of("engine", "cache", self.cache, ("off", "read-write", "replay-only"))
         _one_of("engine", "pooling", self.pooling, ("", "mean", "cls"))
         _positive("engine", self, "k", "simulator_max_tokens", "timeout_s")

@@ -47,10 +47,17 @@ def _make(name: str, cfg: EngineConfig, generator=None, seed: int = 0) -> Search
 
             backend = "openai" if cfg.simulator_base_url else "hf"
             generator = make_generator(
-                ModelConfig(spec=cfg.simulator_model, backend=backend, base_url=cfg.simulator_base_url),
+                ModelConfig(
+                    spec=cfg.simulator_model,
+                    backend=backend,
+                    base_url=cfg.simulator_base_url,
+                    dtype=cfg.simulator_dtype,
+                ),
                 logprobs=False,
             )
             model_id = model_identity(cfg.simulator_model)
+            if backend == "hf" and cfg.simulator_dtype != "fp32":  # other weights, other outputs: other cache keys
+                model_id += f"@{cfg.simulator_dtype}"
         return SimulatorEngine(
             generator,
             prompt=cfg.simulator_prompt,

@@ -274,8 +274,8 @@ def checkpointed(policy: nn.Module, enabled: bool = True):
 def adamw(params, **kwargs) -> torch.optim.AdamW:
     """AdamW without weight decay, fused where torch has the kernel for the weights' device (CPU, CUDA). The default
     (foreach) implementation allocates a temporary as large as all trained weights at every step (the denominator
-    sqrt(v) + eps): for a 135M model under full fine-tuning 0.54 GB on top of weights, gradients and moments, the
-    step's peak memory (docs/performance.md). The fused kernel updates each tensor in one pass, with the same math."""
+    sqrt(v) + eps: 0.54 GB for a 135M model under full fine-tuning); the fused kernel updates each tensor in one
+    pass, with the same math (a CPU step's peak: 3.93 -> 3.82 GiB, docs/performance.md)."""
     groups = list(params)
     tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
     fused = bool(tensors) and all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in tensors)

@@ -13,8 +13,7 @@ disk between steps (`rl.offload_reference`; `--no-offload-reference`: in memory,
 own process (peak RSS = that process's max resident memory, model included); a warm-up step is run first, the
 second step is timed. Phases: ours from the trainer's own timers, with the peak RSS of each (Linux); TRL's from its
 profiling contexts (generation, `_prepare_inputs` = generation + scoring + reference log-probs, the rest =
-update). Figures go to
-benchmarks/results/train_step.json (`--results`).
+update). Figures go to benchmarks/results/train_step.json (`--results`).
 
     python benchmarks/train_step.py [--model smollm2-135m] [--prompts 4] [--generations 4] [--max-tokens 64]
         [--kl 0.001] [--train-layers 0] [--micro-batch 1] [--no-gradient-checkpointing] [--no-offload-reference]
